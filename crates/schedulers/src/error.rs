@@ -1,0 +1,101 @@
+//! Errors in scheduler configurations.
+
+use crate::observation::Interval;
+
+/// A configuration value that cannot make a schedule, with the field it came from.
+///
+/// `field` is a dotted path inside the `[scheduler]` table, such as `gamma` or
+/// `inner.milestones`, so that a message can point at the exact key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct ConfigError {
+    /// The offending key, as a dotted path.
+    pub field: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, seen from the table that holds `parent`.
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+}
+
+/// `Ok` when `ok`, otherwise an error about `field` whose message `message` builds.
+pub(crate) fn ensure(
+    ok: bool,
+    field: &str,
+    message: impl FnOnce() -> String,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, message()))
+    }
+}
+
+/// Checks that a float field is finite and strictly positive.
+pub(crate) fn positive(field: &str, value: f64) -> Result<(), ConfigError> {
+    ensure(value.is_finite() && value > 0.0, field, || {
+        format!("must be a finite number > 0, got {value}")
+    })
+}
+
+/// Checks that a float field is finite and at least zero.
+pub(crate) fn non_negative(field: &str, value: f64) -> Result<(), ConfigError> {
+    ensure(value.is_finite() && value >= 0.0, field, || {
+        format!("must be a finite number ≥ 0, got {value}")
+    })
+}
+
+/// Checks that a float field lies in `(low, high]` (`low_open`) or `[low, high]`.
+pub(crate) fn in_range(
+    field: &str,
+    value: f64,
+    low: f64,
+    high: f64,
+    low_open: bool,
+) -> Result<(), ConfigError> {
+    let above = if low_open { value > low } else { value >= low };
+    ensure(above && value <= high, field, || {
+        let open = if low_open { "(" } else { "[" };
+        format!("must lie in {open}{low}, {high}], got {value}")
+    })
+}
+
+/// Checks that an integer field is at least 1.
+pub(crate) fn at_least_one(field: &str, value: u64) -> Result<(), ConfigError> {
+    ensure(value >= 1, field, || format!("must be ≥ 1, got {value}"))
+}
+
+/// Checks that `min_lr ≤ max_lr` (both already known to be valid numbers).
+pub(crate) fn lr_bounds(min_lr: f64, max_lr: f64) -> Result<(), ConfigError> {
+    ensure(min_lr <= max_lr, "min_lr", || {
+        format!("must not exceed max_lr ({max_lr}), got {min_lr}")
+    })
+}
+
+/// The interval a schedule runs on: the one requested, else its default; `allowed` lists the
+/// intervals the schedule can run on at all.
+pub(crate) fn resolve_interval(
+    requested: Option<Interval>,
+    default: Interval,
+    allowed: &[Interval],
+    why: &str,
+) -> Result<Interval, ConfigError> {
+    let interval = requested.unwrap_or(default);
+    ensure(allowed.contains(&interval), "interval", || {
+        format!("this schedule cannot run per {interval}: {why}")
+    })?;
+    Ok(interval)
+}

@@ -1,0 +1,84 @@
+//! Learning-rate schedules for any Rust training loop.
+//!
+//! `lrlab-schedulers` turns what a training loop observes — optimizer steps, epochs, losses,
+//! accuracies, gradient agreement — into the learning rate of the next step. It knows nothing
+//! of tensors or frameworks: anything that has a learning rate to set can use it.
+//!
+//! ```
+//! use lrlab_schedulers::{EpochEnd, Observation, Scheduler, SchedulerConfig, StepEnd};
+//!
+//! // Any optimizer: here plain gradient descent on f(x) = x², from x = 3.
+//! let (mut x, base_lr) = (3.0_f64, 0.1);
+//! let config: SchedulerConfig = toml::from_str(r#"
+//!     kind = "warmup"
+//!     warmup_steps = 4
+//!     start_factor = 0.25
+//!     inner = { kind = "plateau", monitor = "val_loss", patience = 1, factor = 0.5 }
+//! "#)?;
+//! let mut scheduler = config.build(base_lr)?;
+//!
+//! let mut step = 0;
+//! for epoch in 1..=5 {
+//!     for _ in 0..4 {
+//!         let lr = scheduler.lr();             // the rate for this step
+//!         x -= lr * 2.0 * x;                   // the optimizer's update
+//!         step += 1;
+//!         scheduler.observe(&Observation::Step(StepEnd {
+//!             step, epoch, loss: Some(x * x), grad_dot: None,
+//!         }));
+//!     }
+//!     let val_loss = x * x;                    // "validation"
+//!     scheduler.observe(&Observation::Epoch(EpochEnd {
+//!         epoch, step, val_loss: Some(val_loss), ..Default::default()
+//!     }));
+//! }
+//! assert!(x.abs() < 0.1);
+//!
+//! // The whole state serializes; a restored copy continues bit for bit.
+//! let saved = serde_json::to_string(&scheduler)?;
+//! let restored: lrlab_schedulers::AnyScheduler = serde_json::from_str(&saved)?;
+//! assert_eq!(restored, scheduler);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The protocol
+//! Before each optimizer step, read [`Scheduler::lr`]. After it, report
+//! [`Observation::Step`]; after each epoch's validation, report [`Observation::Epoch`]. Each
+//! scheduler moves on its own [`Interval`] and ignores the other events, so one loop drives
+//! every kind. That is PyTorch's protocol: the rate of epoch `e` is the rate after `e − 1` calls
+//! of `scheduler.step()` (with the metric of the epoch before, for metric-driven schedules).
+//!
+//! # The schedules
+//! | `kind` | schedule | PyTorch |
+//! | --- | --- | --- |
+//! | `constant` | [`ConstantConfig`] | `ConstantLR` |
+//! | `step` | [`StepConfig`] | `StepLR` |
+//! | `multistep` | [`MultiStepConfig`] | `MultiStepLR` |
+//! | `exponential` | [`ExponentialConfig`] | `ExponentialLR` |
+//! | `cosine` | [`CosineConfig`] | `CosineAnnealingLR` |
+//! | `cosine_warm_restarts` | [`CosineWarmRestartsConfig`] | `CosineAnnealingWarmRestarts` |
+//! | `one_cycle` | [`OneCycleConfig`] | `OneCycleLR` |
+//! | `linear` | [`LinearConfig`] | `LinearLR` |
+//! | `polynomial` | [`PolynomialConfig`] | `PolynomialLR` |
+//! | `warmup` | [`WarmupConfig`] | `SequentialLR` of `LinearLR` and any schedule, plateau included |
+//! | `sequential` | [`SequentialConfig`] | `SequentialLR` |
+//! | `plateau` | [`PlateauConfig`] | `ReduceLROnPlateau` |
+//! | `greedy` | [`GreedyConfig`] | transformers' `GreedyLR` |
+//! | `hypergradient` | [`HypergradientConfig`] | — (Baydin et al. 2018) |
+//! | `trend_gap` | [`TrendGapConfig`] | — (lrlab's own) |
+//!
+//! The PyTorch schedules are computed with PyTorch's own floating-point recursions and agree
+//! with it to 1e-12 relative (tested against traces recorded from PyTorch 2.15).
+
+mod error;
+mod float;
+mod observation;
+mod registry;
+mod scheduler;
+pub mod schedules;
+
+pub use error::ConfigError;
+pub use observation::{EpochEnd, Interval, Observation, Signal, Signals, StepEnd};
+pub use registry::{AnyScheduler, SchedulerConfig};
+pub use scheduler::Scheduler;
+pub use schedules::*;

@@ -1,0 +1,47 @@
+//! The [`Scheduler`] trait every schedule implements.
+
+use crate::observation::{Interval, Observation, Signals};
+
+/// Maps what a training loop observes to the learning rate of its next optimizer step.
+///
+/// A trainer reads [`lr`](Scheduler::lr) before each optimizer step and reports every event —
+/// each finished step and each finished epoch — through [`observe`](Scheduler::observe). A
+/// scheduler moves only on the events of its [`interval`](Scheduler::interval) and ignores the
+/// rest, so a trainer never needs to know which kind of scheduler it drives.
+///
+/// The two-call protocol mirrors PyTorch: `lr()` before the step is the optimizer's
+/// `param_group["lr"]`, and `observe` is `scheduler.step()` (with the metric, for
+/// metric-driven schedules).
+pub trait Scheduler {
+    /// The learning rate for the next optimizer step.
+    fn lr(&self) -> f64;
+
+    /// The finest clock on which the learning rate can change.
+    fn interval(&self) -> Interval;
+
+    /// The signals this scheduler reads; observations must carry each of them.
+    fn needs(&self) -> Signals {
+        Signals::NONE
+    }
+
+    /// Reports an event and returns the learning rate for the next optimizer step.
+    ///
+    /// # Panics
+    /// When the event lacks a signal listed by [`needs`](Scheduler::needs).
+    fn observe(&mut self, observation: &Observation) -> f64;
+}
+
+impl<S: Scheduler + ?Sized> Scheduler for Box<S> {
+    fn lr(&self) -> f64 {
+        (**self).lr()
+    }
+    fn interval(&self) -> Interval {
+        (**self).interval()
+    }
+    fn needs(&self) -> Signals {
+        (**self).needs()
+    }
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        (**self).observe(observation)
+    }
+}

@@ -1,0 +1,95 @@
+//! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
+
+use crate::error::{ConfigError, in_range, resolve_interval};
+use crate::observation::{Interval, Observation};
+use crate::scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+
+/// Configuration of [`ConstantLr`] (`kind = "constant"`).
+///
+/// With `t` the number of ticks so far and `η₀` the base learning rate:
+///
+/// ```text
+/// η_t = η₀ · factor   if t < total_iters
+/// η_t = η₀            otherwise
+/// ```
+///
+/// Parameters and semantics are those of `torch.optim.lr_scheduler.ConstantLR`; only the
+/// defaults differ (`factor = 1`, `total_iters = 0`), so that a bare `kind = "constant"` is the
+/// constant-rate baseline. `total_iters = 0` with `factor < 1` keeps the scaled rate for ever,
+/// as in PyTorch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantConfig {
+    /// Multiplier applied until `total_iters` ticks have passed; in (0, 1]. Default 1.
+    #[serde(default = "one")]
+    pub factor: f64,
+    /// Ticks during which `factor` applies. Default 0.
+    #[serde(default)]
+    pub total_iters: u64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for ConstantConfig {
+    fn default() -> Self {
+        ConstantConfig {
+            factor: 1.0,
+            total_iters: 0,
+            interval: None,
+        }
+    }
+}
+
+/// A constant learning rate; see [`ConstantConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConstantLr {
+    config: ConstantConfig,
+    interval: Interval,
+    ticks: u64,
+    lr: f64,
+}
+
+impl ConstantLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: ConstantConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        in_range("factor", config.factor, 0.0, 1.0, true)?;
+        let interval = resolve_interval(
+            config.interval,
+            Interval::Epoch,
+            &[Interval::Step, Interval::Epoch],
+            "",
+        )?;
+        Ok(ConstantLr {
+            lr: base_lr * config.factor,
+            config,
+            interval,
+            ticks: 0,
+        })
+    }
+}
+
+impl Scheduler for ConstantLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            if self.ticks == self.config.total_iters {
+                self.lr *= 1.0 / self.config.factor;
+            }
+        }
+        self.lr
+    }
+}

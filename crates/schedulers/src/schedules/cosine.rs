@@ -1,0 +1,176 @@
+//! Cosine annealing (PyTorch's `CosineAnnealingLR`) and with warm restarts
+//! (`CosineAnnealingWarmRestarts`).
+
+use crate::error::{ConfigError, at_least_one, non_negative, resolve_interval};
+use crate::observation::{Interval, Observation};
+use crate::scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
+
+/// Configuration of [`CosineAnnealing`] (`kind = "cosine"`), PyTorch's `CosineAnnealingLR`.
+///
+/// With `t` the number of ticks so far and `η₀` the base learning rate:
+///
+/// ```text
+/// η_t = η_min + (η₀ − η_min) · (1 + cos(π t / t_max)) / 2
+/// ```
+///
+/// The rate reaches `eta_min` at `t = t_max` and, as in PyTorch, climbs back along the same
+/// cosine if training goes on. The value is computed with PyTorch's recursive form, so that the
+/// two agree to the last bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosineConfig {
+    /// Ticks of the half period (`T_max` in PyTorch); ≥ 1.
+    pub t_max: u64,
+    /// The lowest rate; ≥ 0. Default 0.
+    #[serde(default)]
+    pub eta_min: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Cosine annealing; see [`CosineConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CosineAnnealing {
+    config: CosineConfig,
+    interval: Interval,
+    base_lr: f64,
+    ticks: u64,
+    lr: f64,
+}
+
+impl CosineAnnealing {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: CosineConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        at_least_one("t_max", config.t_max)?;
+        non_negative("eta_min", config.eta_min)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(CosineAnnealing {
+            config,
+            interval,
+            base_lr,
+            ticks: 0,
+            lr: base_lr,
+        })
+    }
+}
+
+impl Scheduler for CosineAnnealing {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            let (t, t_max, eta_min) = (self.ticks, self.config.t_max, self.config.eta_min);
+            // PyTorch's recursion; the first branch steps over the 0/0 at the trough.
+            self.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
+                self.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
+            } else {
+                (1.0 + (PI * t as f64 / t_max as f64).cos())
+                    / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
+                    * (self.lr - eta_min)
+                    + eta_min
+            };
+        }
+        self.lr
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Configuration of [`CosineWarmRestarts`] (`kind = "cosine_warm_restarts"`), PyTorch's
+/// `CosineAnnealingWarmRestarts` (SGDR, Loshchilov & Hutter 2017).
+///
+/// With `T_cur` the ticks since the last restart and `T_i` the length of the current cycle
+/// (`t_0`, then multiplied by `t_mult` at every restart):
+///
+/// ```text
+/// η = η_min + (η₀ − η_min) · (1 + cos(π T_cur / T_i)) / 2
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosineWarmRestartsConfig {
+    /// Ticks of the first cycle (`T_0`); ≥ 1.
+    pub t_0: u64,
+    /// Growth of the cycle length at each restart (`T_mult`); ≥ 1. Default 1.
+    #[serde(default = "one")]
+    pub t_mult: u64,
+    /// The lowest rate; ≥ 0. Default 0.
+    #[serde(default)]
+    pub eta_min: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Cosine annealing with warm restarts; see [`CosineWarmRestartsConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CosineWarmRestarts {
+    config: CosineWarmRestartsConfig,
+    interval: Interval,
+    base_lr: f64,
+    t_cur: u64,
+    t_i: u64,
+    lr: f64,
+}
+
+impl CosineWarmRestarts {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: CosineWarmRestartsConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        at_least_one("t_0", config.t_0)?;
+        at_least_one("t_mult", config.t_mult)?;
+        non_negative("eta_min", config.eta_min)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let mut schedule = CosineWarmRestarts {
+            t_i: config.t_0,
+            config,
+            interval,
+            base_lr,
+            t_cur: 0,
+            lr: base_lr,
+        };
+        schedule.lr = schedule.cosine();
+        Ok(schedule)
+    }
+
+    fn cosine(&self) -> f64 {
+        let eta_min = self.config.eta_min;
+        eta_min
+            + (self.base_lr - eta_min) * (1.0 + (PI * self.t_cur as f64 / self.t_i as f64).cos())
+                / 2.0
+    }
+}
+
+impl Scheduler for CosineWarmRestarts {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.t_cur += 1;
+            if self.t_cur >= self.t_i {
+                self.t_cur %= self.t_i;
+                self.t_i = self.t_i.saturating_mul(self.config.t_mult);
+            }
+            self.lr = self.cosine();
+        }
+        self.lr
+    }
+}

@@ -1,0 +1,159 @@
+//! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
+
+use crate::error::{ConfigError, in_range, non_negative, resolve_interval};
+use crate::observation::{Interval, Observation};
+use crate::scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+
+const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
+
+fn one_third() -> f64 {
+    1.0 / 3.0
+}
+fn one() -> f64 {
+    1.0
+}
+fn five() -> u64 {
+    5
+}
+
+/// Configuration of [`LinearLr`] (`kind = "linear"`), PyTorch's `LinearLR`.
+///
+/// With `t` the number of ticks so far and `η₀` the base learning rate:
+///
+/// ```text
+/// η_t = η₀ · (start_factor + (end_factor − start_factor) · min(t, total_iters) / total_iters)
+/// ```
+///
+/// computed with PyTorch's recursive form. Defaults are PyTorch's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConfig {
+    /// Factor at tick 0; in (0, 1]. Default 1/3.
+    #[serde(default = "one_third")]
+    pub start_factor: f64,
+    /// Factor from `total_iters` on; in [0, 1]. Default 1.
+    #[serde(default = "one")]
+    pub end_factor: f64,
+    /// Ticks of the ramp. Default 5.
+    #[serde(default = "five")]
+    pub total_iters: u64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// A linear ramp of the rate's factor; see [`LinearConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearLr {
+    config: LinearConfig,
+    interval: Interval,
+    ticks: u64,
+    lr: f64,
+}
+
+impl LinearLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: LinearConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        in_range("start_factor", config.start_factor, 0.0, 1.0, true)?;
+        in_range("end_factor", config.end_factor, 0.0, 1.0, false)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(LinearLr {
+            lr: base_lr * config.start_factor,
+            config,
+            interval,
+            ticks: 0,
+        })
+    }
+}
+
+impl Scheduler for LinearLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            let c = &self.config;
+            if self.ticks <= c.total_iters {
+                let slope = c.end_factor - c.start_factor;
+                self.lr *= 1.0
+                    + slope
+                        / (c.total_iters as f64 * c.start_factor + (self.ticks - 1) as f64 * slope);
+            }
+        }
+        self.lr
+    }
+}
+
+/// Configuration of [`PolynomialLr`] (`kind = "polynomial"`), PyTorch's `PolynomialLR`.
+///
+/// ```text
+/// η_t = η₀ · (1 − min(t, total_iters) / total_iters)^power
+/// ```
+///
+/// computed with PyTorch's recursive form; the rate is 0 from `total_iters` on. Defaults are
+/// PyTorch's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolynomialConfig {
+    /// Ticks until the rate reaches 0. Default 5.
+    #[serde(default = "five")]
+    pub total_iters: u64,
+    /// Exponent of the decay; ≥ 0. Default 1 (linear).
+    #[serde(default = "one")]
+    pub power: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Polynomial decay to zero; see [`PolynomialConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolynomialLr {
+    config: PolynomialConfig,
+    interval: Interval,
+    ticks: u64,
+    lr: f64,
+}
+
+impl PolynomialLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: PolynomialConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        non_negative("power", config.power)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(PolynomialLr {
+            config,
+            interval,
+            ticks: 0,
+            lr: base_lr,
+        })
+    }
+}
+
+impl Scheduler for PolynomialLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            let (t, total) = (self.ticks as f64, self.config.total_iters as f64);
+            if self.ticks <= self.config.total_iters {
+                let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.config.power);
+                self.lr *= decay;
+            }
+        }
+        self.lr
+    }
+}

@@ -1,0 +1,216 @@
+//! Step decay (PyTorch's `StepLR`) and decay at milestones (`MultiStepLR`).
+
+use crate::error::{ConfigError, at_least_one, ensure, positive, resolve_interval};
+use crate::observation::{Interval, Observation};
+use crate::scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+
+fn default_gamma() -> f64 {
+    0.1
+}
+
+const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
+
+/// Configuration of [`StepLr`] (`kind = "step"`), PyTorch's `StepLR`.
+///
+/// With `t` the number of ticks so far and `η₀` the base learning rate:
+///
+/// ```text
+/// η_t = η₀ · gamma^⌊t / step_size⌋
+/// ```
+///
+/// computed as PyTorch does, by multiplying the previous rate by `gamma` every `step_size`
+/// ticks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Ticks between two decays; ≥ 1.
+    pub step_size: u64,
+    /// Multiplicative decay; > 0. Default 0.1.
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Step decay; see [`StepConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepLr {
+    config: StepConfig,
+    interval: Interval,
+    ticks: u64,
+    lr: f64,
+}
+
+impl StepLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: StepConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        at_least_one("step_size", config.step_size)?;
+        positive("gamma", config.gamma)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(StepLr {
+            config,
+            interval,
+            ticks: 0,
+            lr: base_lr,
+        })
+    }
+}
+
+impl Scheduler for StepLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            if self.ticks % self.config.step_size == 0 {
+                self.lr *= self.config.gamma;
+            }
+        }
+        self.lr
+    }
+}
+
+/// Configuration of [`MultiStepLr`] (`kind = "multistep"`), PyTorch's `MultiStepLR`.
+///
+/// ```text
+/// η_t = η₀ · gamma^(number of milestones ≤ t)
+/// ```
+///
+/// computed as PyTorch does, by multiplying the rate by `gamma` when a milestone is reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiStepConfig {
+    /// Ticks at which the rate decays; strictly increasing, each ≥ 1.
+    pub milestones: Vec<u64>,
+    /// Multiplicative decay; > 0. Default 0.1.
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Decay at milestones; see [`MultiStepConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MultiStepLr {
+    config: MultiStepConfig,
+    interval: Interval,
+    ticks: u64,
+    /// Index of the next milestone not yet reached.
+    next: usize,
+    lr: f64,
+}
+
+/// Checks that milestones are strictly increasing and start at 1 or later.
+pub(crate) fn check_milestones(milestones: &[u64]) -> Result<(), ConfigError> {
+    ensure(
+        milestones.first().is_none_or(|&m| m >= 1),
+        "milestones",
+        || format!("must be ≥ 1, got {milestones:?}"),
+    )?;
+    ensure(
+        milestones.windows(2).all(|w| w[0] < w[1]),
+        "milestones",
+        || format!("must be strictly increasing, got {milestones:?}"),
+    )
+}
+
+impl MultiStepLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: MultiStepConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        check_milestones(&config.milestones)?;
+        positive("gamma", config.gamma)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(MultiStepLr {
+            config,
+            interval,
+            ticks: 0,
+            next: 0,
+            lr: base_lr,
+        })
+    }
+}
+
+impl Scheduler for MultiStepLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.ticks += 1;
+            if self.config.milestones.get(self.next) == Some(&self.ticks) {
+                self.next += 1;
+                self.lr *= self.config.gamma;
+            }
+        }
+        self.lr
+    }
+}
+
+/// Configuration of [`ExponentialLr`] (`kind = "exponential"`), PyTorch's `ExponentialLR`.
+///
+/// ```text
+/// η_t = η₀ · gamma^t
+/// ```
+///
+/// computed as PyTorch does, by multiplying the rate by `gamma` at every tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExponentialConfig {
+    /// Multiplicative decay per tick; > 0.
+    pub gamma: f64,
+    /// Clock override; default `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// Exponential decay; see [`ExponentialConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExponentialLr {
+    config: ExponentialConfig,
+    interval: Interval,
+    lr: f64,
+}
+
+impl ExponentialLr {
+    /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
+    pub fn new(config: ExponentialConfig, base_lr: f64) -> Result<Self, ConfigError> {
+        positive("gamma", config.gamma)?;
+        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        Ok(ExponentialLr {
+            config,
+            interval,
+            lr: base_lr,
+        })
+    }
+}
+
+impl Scheduler for ExponentialLr {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    fn observe(&mut self, observation: &Observation) -> f64 {
+        if observation.interval() == self.interval {
+            self.lr *= self.config.gamma;
+        }
+        self.lr
+    }
+}
