@@ -50,9 +50,12 @@ fn final_div_factor() -> f64 {
 /// ```
 ///
 /// The base learning rate of the optimizer is ignored, as in PyTorch. Momentum is not cycled:
-/// this crate schedules learning rates only. PyTorch raises an error when stepped more than
-/// `total_steps` times; this schedule holds the last phase's end instead, and a trainer should
-/// size `total_steps` to the run.
+/// this crate schedules learning rates only.
+///
+/// The cycle's last rate, `min`, is the one of tick `total_steps − 1` — the last step of a run
+/// of `total_steps` steps. From then on the rate stays at `min`. (PyTorch extrapolates the
+/// last phase one tick further, to a rate no step uses — below `min`, even negative with
+/// `linear` — and raises an error beyond.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OneCycleConfig {
@@ -170,9 +173,10 @@ impl OneCycle {
         Ok(schedule)
     }
 
-    /// The rate after `t` ticks (PyTorch's `get_lr` with `step_num = t`).
+    /// The rate after `t` ticks (PyTorch's `get_lr` with `step_num = t`), held after the last
+    /// step of the cycle.
     fn at(&self, t: u64) -> f64 {
-        let t = t.min(self.config.total_steps) as f64;
+        let t = t.min(self.config.total_steps - 1) as f64;
         let mut start = 0.0;
         let last = self.phases.len() - 1;
         for (i, phase) in self.phases.iter().enumerate() {

@@ -1,0 +1,372 @@
+//! Properties over random configurations and random training signals: the rate stays finite
+//! and within its bounds, and a scheduler saved and restored at any point continues exactly.
+
+use lrlab_schedulers::schedules::*;
+use lrlab_schedulers::{
+    AnyScheduler, EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, StepEnd,
+};
+use proptest::prelude::*;
+use serde::Deserialize;
+
+const BASE_LR: f64 = 1e-3;
+
+fn interval() -> impl Strategy<Value = Option<Interval>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Interval::Step)),
+        Just(Some(Interval::Epoch))
+    ]
+}
+
+fn epoch_monitor() -> impl Strategy<Value = Signal> {
+    prop_oneof![
+        Just(Signal::ValLoss),
+        Just(Signal::ValAcc),
+        Just(Signal::TrainLoss),
+        Just(Signal::TrainAcc),
+        Just(Signal::BatchLoss),
+    ]
+}
+
+fn threshold_mode() -> impl Strategy<Value = ThresholdMode> {
+    prop_oneof![Just(ThresholdMode::Rel), Just(ThresholdMode::Abs)]
+}
+
+/// Schedules without children.
+fn leaf() -> impl Strategy<Value = SchedulerConfig> {
+    prop_oneof![
+        (0.05..=1.0f64, 0..10u64, interval()).prop_map(|(factor, total_iters, interval)| {
+            SchedulerConfig::Constant(ConstantConfig {
+                factor,
+                total_iters,
+                interval,
+            })
+        }),
+        (1..10u64, 0.01..=1.0f64, interval()).prop_map(|(step_size, gamma, interval)| {
+            SchedulerConfig::Step(StepConfig {
+                step_size,
+                gamma,
+                interval,
+            })
+        }),
+        (
+            proptest::collection::btree_set(1..40u64, 0..5),
+            0.01..=1.0f64,
+            interval()
+        )
+            .prop_map(|(milestones, gamma, interval)| SchedulerConfig::MultiStep(
+                MultiStepConfig {
+                    milestones: milestones.into_iter().collect(),
+                    gamma,
+                    interval
+                }
+            )),
+        (0.5..=1.0f64, interval()).prop_map(|(gamma, interval)| {
+            SchedulerConfig::Exponential(ExponentialConfig { gamma, interval })
+        }),
+        (1..60u64, 0.0..2e-3f64, interval()).prop_map(|(t_max, eta_min, interval)| {
+            SchedulerConfig::Cosine(CosineConfig {
+                t_max,
+                eta_min,
+                interval,
+            })
+        }),
+        (1..20u64, 1..4u64, 0.0..2e-3f64, interval()).prop_map(
+            |(t_0, t_mult, eta_min, interval)| {
+                SchedulerConfig::CosineWarmRestarts(CosineWarmRestartsConfig {
+                    t_0,
+                    t_mult,
+                    eta_min,
+                    interval,
+                })
+            }
+        ),
+        (
+            1e-4..1.0f64,
+            2..200u64,
+            0.0..1.0f64,
+            any::<bool>(),
+            any::<bool>(),
+            1.5..100.0f64,
+            2.0..1e5f64,
+            interval()
+        )
+            .prop_map(
+                |(
+                    max_lr,
+                    total_steps,
+                    pct_start,
+                    linear,
+                    three_phase,
+                    div_factor,
+                    final_div_factor,
+                    interval,
+                )| {
+                    SchedulerConfig::OneCycle(OneCycleConfig {
+                        max_lr,
+                        total_steps,
+                        pct_start,
+                        three_phase,
+                        div_factor,
+                        final_div_factor,
+                        interval,
+                        anneal_strategy: if linear { Anneal::Linear } else { Anneal::Cos },
+                    })
+                }
+            ),
+        (0.01..=1.0f64, 0.0..=1.0f64, 0..20u64, interval()).prop_map(
+            |(start_factor, end_factor, total_iters, interval)| {
+                SchedulerConfig::Linear(LinearConfig {
+                    start_factor,
+                    end_factor,
+                    total_iters,
+                    interval,
+                })
+            }
+        ),
+        (0..30u64, 0.0..4.0f64, interval()).prop_map(|(total_iters, power, interval)| {
+            SchedulerConfig::Polynomial(PolynomialConfig {
+                total_iters,
+                power,
+                interval,
+            })
+        }),
+        (
+            epoch_monitor(),
+            0.0..0.99f64,
+            0..5u64,
+            0.0..0.2f64,
+            threshold_mode(),
+            0..3u64,
+            0.0..1e-4f64
+        )
+            .prop_map(
+                |(monitor, factor, patience, threshold, threshold_mode, cooldown, min_lr)| {
+                    SchedulerConfig::Plateau(PlateauConfig {
+                        monitor,
+                        factor,
+                        patience,
+                        threshold,
+                        threshold_mode,
+                        cooldown,
+                        min_lr,
+                        ..Default::default()
+                    })
+                }
+            ),
+        (
+            epoch_monitor(),
+            0.3..0.99f64,
+            0..4u64,
+            threshold_mode(),
+            0..3u64,
+            0..3u64,
+            0.0..1e-4f64,
+            1e-3..0.1f64,
+            any::<bool>(),
+            1..6usize,
+            1..5u64
+        )
+            .prop_map(
+                |(
+                    monitor,
+                    factor,
+                    patience,
+                    threshold_mode,
+                    cooldown,
+                    warmup,
+                    min_lr,
+                    max_lr,
+                    smooth,
+                    window_size,
+                    reset_start,
+                )| {
+                    SchedulerConfig::Greedy(GreedyConfig {
+                        monitor,
+                        mode: None,
+                        factor,
+                        patience,
+                        threshold: 1e-4,
+                        threshold_mode,
+                        cooldown,
+                        warmup,
+                        min_lr,
+                        max_lr,
+                        eps: 1e-10,
+                        smooth,
+                        window_size,
+                        reset_start,
+                        interval: None,
+                    })
+                }
+            ),
+        (1e-6..1e-2f64, 0.0..1e-4f64, 1e-3..0.1f64).prop_map(|(beta, min_lr, max_lr)| {
+            SchedulerConfig::Hypergradient(HypergradientConfig {
+                beta,
+                min_lr,
+                max_lr,
+                interval: None,
+            })
+        }),
+        (1.0..1.5f64, 0.1..1.0f64, 0.01..1.0f64, 0.0..0.9f64, 0..3u64).prop_map(
+            |(growth, decay, spike_cut, slope_smoothing, cooldown)| {
+                SchedulerConfig::TrendGap(TrendGapConfig {
+                    growth,
+                    decay,
+                    spike_cut,
+                    slope_smoothing,
+                    cooldown,
+                    ..Default::default()
+                })
+            }
+        ),
+    ]
+}
+
+/// Any schedule: a leaf, a warmup in front of one, or a sequence of them.
+fn any_config() -> impl Strategy<Value = SchedulerConfig> {
+    prop_oneof![
+        3 => leaf(),
+        1 => (leaf(), 0.0..=1.0f64, 1..8u64, any::<bool>()).prop_map(|(inner, start_factor, length, steps)| {
+            SchedulerConfig::Warmup(WarmupConfig {
+                start_factor,
+                warmup_steps: steps.then_some(length),
+                warmup_epochs: (!steps).then_some(length),
+                inner: Box::new(inner),
+            })
+        }),
+        1 => (proptest::collection::vec(leaf(), 1..4), 1..10u64).prop_map(|(schedulers, gap)| {
+            let milestones = (1..schedulers.len() as u64).map(|i| i * gap).collect();
+            SchedulerConfig::Sequential(SequentialConfig {
+                schedulers, milestones, interval: Some(Interval::Epoch),
+            })
+        }),
+    ]
+}
+
+/// A loss-like value: mostly positive numbers, sometimes NaN or infinite.
+fn signal() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        20 => 0.0..3.0f64,
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+    ]
+}
+
+/// A training run: a few steps, then an epoch end, repeated.
+fn events() -> impl Strategy<Value = Vec<Observation>> {
+    proptest::collection::vec(
+        (
+            1..5usize,
+            proptest::collection::vec((signal(), -5.0..5.0f64), 4),
+            signal(),
+            signal(),
+            0.0..1.0f64,
+            0.0..1.0f64,
+        ),
+        1..25,
+    )
+    .prop_map(|epochs| {
+        let (mut step, mut out) = (0, Vec::new());
+        for (e, (steps, batch, train_loss, val_loss, train_acc, val_acc)) in
+            epochs.into_iter().enumerate()
+        {
+            for &(loss, dot) in &batch[..steps] {
+                step += 1;
+                out.push(Observation::Step(StepEnd {
+                    step,
+                    epoch: e as u64 + 1,
+                    loss: Some(loss),
+                    grad_dot: Some(dot * 1e3),
+                }));
+            }
+            out.push(Observation::Epoch(EpochEnd {
+                epoch: e as u64 + 1,
+                step,
+                train_loss: Some(train_loss),
+                train_acc: Some(train_acc),
+                val_loss: Some(val_loss),
+                val_acc: Some(val_acc),
+            }));
+        }
+        out
+    })
+}
+
+/// The highest rate the schedule may ever give.
+fn ceiling(config: &SchedulerConfig) -> f64 {
+    match config {
+        SchedulerConfig::Cosine(c) => BASE_LR.max(c.eta_min),
+        SchedulerConfig::CosineWarmRestarts(c) => BASE_LR.max(c.eta_min),
+        SchedulerConfig::OneCycle(c) => c.max_lr,
+        SchedulerConfig::Greedy(c) => BASE_LR.max(c.max_lr),
+        SchedulerConfig::Hypergradient(c) => c.max_lr,
+        SchedulerConfig::TrendGap(c) => c.max_lr.unwrap_or(BASE_LR * 10.0),
+        SchedulerConfig::Warmup(c) => BASE_LR.max(ceiling(&c.inner)),
+        SchedulerConfig::Sequential(c) => c.schedulers.iter().map(ceiling).fold(0.0, f64::max),
+        _ => BASE_LR,
+    }
+}
+
+/// The lowest rate the schedule may give, where it has a bound.
+fn floor(config: &SchedulerConfig) -> f64 {
+    match config {
+        SchedulerConfig::Hypergradient(c) => c.min_lr,
+        SchedulerConfig::TrendGap(c) => c.min_lr.unwrap_or(BASE_LR * 0.01),
+        _ => 0.0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn rate_is_finite_and_within_bounds(config in any_config(), events in events()) {
+        let mut scheduler = config.build(BASE_LR).unwrap();
+        let (low, high) = (floor(&config), ceiling(&config) * (1.0 + 1e-12));
+        for event in &events {
+            let lr = scheduler.lr();
+            prop_assert!(lr.is_finite() && lr >= low && lr <= high, "{lr} outside [{low}, {high}]");
+            prop_assert_eq!(scheduler.observe(event).to_bits(), scheduler.lr().to_bits());
+        }
+    }
+
+    #[test]
+    fn restored_scheduler_continues_identically(
+        config in any_config(), events in events(), cut in 0.0..1.0f64,
+    ) {
+        let mut original = config.build(BASE_LR).unwrap();
+        let at = (cut * events.len() as f64) as usize;
+        for event in &events[..at] {
+            original.observe(event);
+        }
+        let saved = serde_json::to_string(&original).unwrap();
+        let mut restored: AnyScheduler = serde_json::from_str(&saved).unwrap();
+        prop_assert_eq!(serde_json::to_string(&restored).unwrap(), saved.clone());
+        for event in &events[at..] {
+            prop_assert_eq!(original.observe(event).to_bits(), restored.observe(event).to_bits());
+        }
+        prop_assert_eq!(serde_json::to_string(&original).unwrap(), serde_json::to_string(&restored).unwrap());
+    }
+}
+
+#[derive(Deserialize)]
+struct Representative {
+    scheduler: Vec<SchedulerConfig>,
+}
+
+#[test]
+fn representative_configs_cover_every_kind_and_build() {
+    let text = include_str!("fixtures/representative.toml");
+    let configs = toml::from_str::<Representative>(text).unwrap().scheduler;
+    let kinds: Vec<_> = configs.iter().map(SchedulerConfig::kind).collect();
+    assert_eq!(kinds, SchedulerConfig::KINDS);
+    for config in configs {
+        let scheduler = config.build(BASE_LR).unwrap();
+        assert!(
+            scheduler.lr().is_finite() && scheduler.lr() >= 0.0,
+            "{}",
+            config.kind()
+        );
+    }
+}
