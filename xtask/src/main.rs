@@ -1,1 +1,37 @@
-fn main() {}
+//! `cargo xtask`: lrlab's commands. This binary only parses, wires and prints; the work lives in
+//! the library crates.
+
+mod schedule;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "lrlab: a laboratory for learning-rate schedules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
+    Schedule(schedule::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Schedule(args) => schedule::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! `cargo xtask schedule` end to end: the rates it prints equal PyTorch's recorded traces, per
+//! epoch and per step, with and without metrics; bad input is named.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/schedulers/tests/fixtures/pytorch_traces.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("schedule")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The `[scheduler]` file for a JSON configuration.
+fn scheduler_toml(config: &Value) -> String {
+    toml::to_string(&serde_json::json!({ "scheduler": config })).unwrap()
+}
+
+/// A metrics CSV giving `metrics[i]` as every epoch-end signal of epoch `i + 1`.
+fn metrics_csv(metrics: &[Value]) -> String {
+    let mut csv = String::from("epoch,lr,train_loss,train_acc,val_loss,val_acc\n");
+    for (i, m) in metrics.iter().enumerate() {
+        let v = match m {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        writeln!(csv, "{},0.5,{v},{v},{v},{v}", i + 1).unwrap();
+    }
+    csv
+}
+
+/// Parses `step,epoch,lr` rows.
+fn rows(output: &Output) -> Vec<(u64, u64, f64)> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("step,epoch,lr"));
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn close(ours: f64, theirs: f64) -> bool {
+    ours == theirs || (ours - theirs).abs() <= 1e-12 * ours.abs().max(theirs.abs())
+}
+
+#[test]
+fn prints_pytorchs_rate_for_every_step_of_every_recorded_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture();
+    let cases = fixture["cases"].as_array().unwrap();
+    for (index, case) in cases.iter().enumerate() {
+        let name = case["name"].as_str().unwrap();
+        let lrs: Vec<f64> = case["lrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let per_step = case["config"]["kind"] == "one_cycle";
+        let config = write(
+            dir.path(),
+            &format!("{index}.toml"),
+            &scheduler_toml(&case["config"]),
+        );
+        let base_lr = case["base_lr"].to_string();
+        // Per-epoch schedules over 3 steps per epoch; per-step ones over 1 step per epoch.
+        let (epochs, steps_per_epoch) = if per_step {
+            (lrs.len(), 1)
+        } else {
+            (lrs.len(), 3)
+        };
+        let (epochs, steps_per_epoch) = (epochs.to_string(), steps_per_epoch.to_string());
+        let mut args = vec![
+            "--scheduler",
+            config.to_str().unwrap(),
+            "--epochs",
+            &epochs,
+            "--steps-per-epoch",
+            &steps_per_epoch,
+            "--base-lr",
+            &base_lr,
+        ];
+        let metrics_path;
+        if let Some(metrics) = case.get("metrics").and_then(Value::as_array) {
+            metrics_path = write(dir.path(), &format!("{index}.csv"), &metrics_csv(metrics));
+            args.extend(["--metrics", metrics_path.to_str().unwrap()]);
+        }
+        let rows = rows(&xtask(&args));
+        let expected_rows = if per_step { lrs.len() } else { lrs.len() * 3 };
+        assert_eq!(rows.len(), expected_rows, "{name}");
+        for (i, &(step, epoch, lr)) in rows.iter().enumerate() {
+            assert_eq!(step, i as u64, "{name}");
+            let tick = if per_step { i } else { i / 3 };
+            assert_eq!(
+                epoch,
+                if per_step {
+                    i as u64 + 1
+                } else {
+                    tick as u64 + 1
+                },
+                "{name}"
+            );
+            assert!(
+                close(lr, lrs[tick]),
+                "{name}, step {step}: {lr} vs torch {}",
+                lrs[tick]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_per_step_schedule_moves_within_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture();
+    let case = fixture["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["config"]["kind"] == "one_cycle" && c["config"]["total_steps"] == 100)
+        .unwrap();
+    let config = write(
+        dir.path(),
+        "one_cycle.toml",
+        &scheduler_toml(&case["config"]),
+    );
+    let rows = rows(&xtask(&[
+        "--scheduler",
+        config.to_str().unwrap(),
+        "--epochs",
+        "20",
+        "--steps-per-epoch",
+        "5",
+    ]));
+    assert_eq!(rows.len(), 100);
+    for (step, epoch, lr) in rows {
+        assert_eq!(epoch, step / 5 + 1);
+        assert!(
+            close(lr, case["lrs"][step as usize].as_f64().unwrap()),
+            "step {step}"
+        );
+    }
+}
+
+#[test]
+fn prints_rates_with_full_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "exp.toml",
+        "[scheduler]\nkind = 'exponential'\ngamma = 0.3\n",
+    );
+    let rows = rows(&xtask(&[
+        "--scheduler",
+        config.to_str().unwrap(),
+        "--epochs",
+        "40",
+        "--base-lr",
+        "0.7",
+    ]));
+    let mut lr = 0.7f64;
+    for (_, _, printed) in rows {
+        assert_eq!(printed.to_bits(), lr.to_bits());
+        lr *= 0.3;
+    }
+}
+
+/// Runs with `args` and returns stderr, asserting failure.
+fn failure(args: &[&str]) -> String {
+    let output = xtask(args);
+    assert!(!output.status.success(), "should fail: {args:?}");
+    assert!(output.stdout.is_empty(), "nothing on stdout when failing");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plateau = write(
+        d,
+        "plateau.toml",
+        "[scheduler]\nkind = 'plateau'\npatience = 1\n",
+    );
+    let plateau = plateau.to_str().unwrap();
+
+    let typo = write(
+        d,
+        "typo.toml",
+        "[scheduler]\nkind = 'step'\nstep_size = 2\ngama = 0.5\n",
+    );
+    let err = failure(&["--scheduler", typo.to_str().unwrap(), "--epochs", "3"]);
+    assert!(
+        err.contains("typo.toml") && err.contains("unknown field `gama`"),
+        "{err}"
+    );
+
+    let bad = write(d, "bad.toml", "[scheduler]\nkind = 'cosine'\nt_max = 0\n");
+    let err = failure(&["--scheduler", bad.to_str().unwrap(), "--epochs", "3"]);
+    assert!(
+        err.contains("bad.toml: [scheduler] `t_max`: must be ≥ 1, got 0"),
+        "{err}"
+    );
+
+    let no_table = write(d, "flat.toml", "kind = 'cosine'\nt_max = 3\n");
+    let err = failure(&["--scheduler", no_table.to_str().unwrap(), "--epochs", "3"]);
+    assert!(err.contains("flat.toml") && err.contains("kind"), "{err}");
+
+    let err = failure(&["--scheduler", plateau, "--epochs", "3"]);
+    assert!(
+        err.contains("needs `val_loss`") && err.contains("--metrics"),
+        "{err}"
+    );
+
+    let no_column = write(d, "m1.csv", "epoch,train_loss\n1,0.5\n2,0.4\n");
+    let err = failure(&[
+        "--scheduler",
+        plateau,
+        "--epochs",
+        "3",
+        "--metrics",
+        no_column.to_str().unwrap(),
+    ]);
+    assert!(err.contains("m1.csv: no `val_loss` column"), "{err}");
+
+    let gap = write(d, "m2.csv", "epoch,val_loss\n1,0.5\n3,0.4\n");
+    let err = failure(&[
+        "--scheduler",
+        plateau,
+        "--epochs",
+        "4",
+        "--metrics",
+        gap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("m2.csv: no row for epoch 2"), "{err}");
+
+    let word = write(d, "m3.csv", "epoch,val_loss\n1,0.5\n2,low\n");
+    let err = failure(&[
+        "--scheduler",
+        plateau,
+        "--epochs",
+        "3",
+        "--metrics",
+        word.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("m3.csv: row 3, column `val_loss`") && err.contains("\"low\""),
+        "{err}"
+    );
+
+    let empty = write(d, "m4.csv", "epoch,val_loss\n1,0.5\n2,\n");
+    let err = failure(&[
+        "--scheduler",
+        plateau,
+        "--epochs",
+        "3",
+        "--metrics",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(err.contains("epoch 2 has no `val_loss` value"), "{err}");
+
+    let twice = write(d, "m5.csv", "epoch,val_loss\n1,0.5\n1,0.4\n");
+    let err = failure(&[
+        "--scheduler",
+        plateau,
+        "--epochs",
+        "2",
+        "--metrics",
+        twice.to_str().unwrap(),
+    ]);
+    assert!(err.contains("epoch 1 appears twice"), "{err}");
+
+    let hyper = write(
+        d,
+        "h.toml",
+        "[scheduler]\nkind = 'hypergradient'\nmax_lr = 0.1\n",
+    );
+    let err = failure(&[
+        "--scheduler",
+        hyper.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--metrics",
+        gap.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("needs `grad_dot` at every optimizer step"),
+        "{err}"
+    );
+
+    let err = failure(&["--scheduler", plateau, "--epochs", "0"]);
+    assert!(err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn the_last_epochs_metrics_are_optional() {
+    let dir = tempfile::tempdir().unwrap();
+    let plateau = write(
+        dir.path(),
+        "p.toml",
+        "[scheduler]\nkind = 'plateau'\npatience = 0\n",
+    );
+    let metrics = write(dir.path(), "m.csv", "val_loss,epoch\n1.0,1\n1.0,2\n");
+    let rows = rows(&xtask(&[
+        "--scheduler",
+        plateau.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--base-lr",
+        "0.5",
+    ]));
+    let lrs: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    assert_eq!(lrs, [0.5, 0.5, 0.05]);
+}

@@ -1,0 +1,210 @@
+//! `cargo xtask schedule`: the learning rate of every optimizer step of a run, as PyTorch would
+//! set it, for a schedule given in a TOML file and (for adaptive ones) the metrics of a run.
+
+use anyhow::{Context, Result, bail, ensure};
+use lrlab_schedulers::{
+    EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, Signals, StepEnd,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `cargo xtask schedule`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// TOML file with one `[scheduler]` table.
+    #[arg(long, value_name = "FILE.toml")]
+    scheduler: PathBuf,
+    /// Epochs to simulate.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
+    /// Optimizer steps per epoch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    steps_per_epoch: u64,
+    /// The optimizer's initial learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    base_lr: f64,
+    /// CSV with a header holding `epoch` (1-based) and any of train_loss, train_acc, val_loss,
+    /// val_acc: the values observed at the end of each epoch. Other columns are ignored.
+    #[arg(long, value_name = "FILE.csv")]
+    metrics: Option<PathBuf>,
+}
+
+/// The TOML file: exactly one `[scheduler]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    scheduler: SchedulerConfig,
+}
+
+/// Loads and builds the schedule of `path`; errors name the file and the key.
+fn load_scheduler(path: &Path, base_lr: f64) -> Result<lrlab_schedulers::AnyScheduler> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the scheduler file {}", path.display()))?;
+    let file: ScheduleFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    file.scheduler
+        .build(base_lr)
+        .map_err(|e| anyhow::anyhow!("{}: [scheduler] {e}", path.display()))
+}
+
+/// Epoch-end signals by epoch, as read from a metrics CSV.
+type EpochMetrics = BTreeMap<u64, EpochEnd>;
+
+const EPOCH_SIGNALS: [Signal; 4] = [
+    Signal::TrainLoss,
+    Signal::TrainAcc,
+    Signal::ValLoss,
+    Signal::ValAcc,
+];
+
+fn parse_value(path: &Path, row: usize, column: &str, text: &str) -> Result<Option<f64>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<f64>().map(Some).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: row {row}, column `{column}`: expected a number (or nan/inf), found {text:?}",
+            path.display()
+        )
+    })
+}
+
+/// Reads `path`, checking that it holds every signal in `needs` for epochs `1..last`.
+fn read_metrics(path: &Path, needs: Signals, last: u64) -> Result<EpochMetrics> {
+    let mut reader = csv::Reader::from_path(path)
+        .with_context(|| format!("cannot read the metrics file {}", path.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header", path.display()))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let epoch_column = column("epoch").with_context(|| {
+        format!(
+            "{}: no `epoch` column in the header {:?}",
+            path.display(),
+            headers
+        )
+    })?;
+    let signal_columns: Vec<(Signal, usize)> = EPOCH_SIGNALS
+        .into_iter()
+        .filter_map(|s| column(s.name()).map(|c| (s, c)))
+        .collect();
+    for signal in needs.iter() {
+        ensure!(
+            signal_columns.iter().any(|&(s, _)| s == signal),
+            "{}: no `{signal}` column, which the scheduler needs at every epoch end",
+            path.display()
+        );
+    }
+    let mut metrics = EpochMetrics::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 2; // 1-based, after the header
+        let record = record.with_context(|| format!("{}: row {row}", path.display()))?;
+        let epoch_text = record.get(epoch_column).unwrap_or("").trim();
+        let epoch: u64 = epoch_text.parse().ok().filter(|&e| e >= 1).with_context(|| {
+            format!(
+                "{}: row {row}, column `epoch`: expected an epoch number ≥ 1, found {epoch_text:?}",
+                path.display()
+            )
+        })?;
+        let mut end = EpochEnd {
+            epoch,
+            ..Default::default()
+        };
+        for &(signal, c) in &signal_columns {
+            let value = parse_value(path, row, signal.name(), record.get(c).unwrap_or(""))?;
+            match signal {
+                Signal::TrainLoss => end.train_loss = value,
+                Signal::TrainAcc => end.train_acc = value,
+                Signal::ValLoss => end.val_loss = value,
+                _ => end.val_acc = value,
+            }
+        }
+        ensure!(
+            metrics.insert(epoch, end).is_none(),
+            "{}: row {row}: epoch {epoch} appears twice",
+            path.display()
+        );
+    }
+    for epoch in 1..last {
+        let end = metrics.get(&epoch).with_context(|| {
+            format!(
+                "{}: no row for epoch {epoch}; the scheduler needs {} at the end of every epoch \
+                 before the last",
+                path.display(),
+                names(needs)
+            )
+        })?;
+        for signal in needs.iter() {
+            ensure!(
+                Observation::Epoch(*end).get(signal).is_some(),
+                "{}: epoch {epoch} has no `{signal}` value, which the scheduler needs",
+                path.display()
+            );
+        }
+    }
+    Ok(metrics)
+}
+
+fn names(signals: Signals) -> String {
+    signals
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the command: prints `step,epoch,lr` for every optimizer step.
+pub fn run(args: &Args) -> Result<()> {
+    let mut scheduler = load_scheduler(&args.scheduler, args.base_lr)?;
+    let needs = scheduler.needs();
+    let per_step: Signals = needs
+        .iter()
+        .filter(|s| s.interval() == Interval::Step)
+        .collect();
+    if !per_step.is_empty() {
+        bail!(
+            "{}: the scheduler needs {} at every optimizer step, which a metrics file cannot \
+             provide: `schedule` replays epoch-end signals only",
+            args.scheduler.display(),
+            names(per_step)
+        );
+    }
+    let metrics = match (&args.metrics, needs.is_empty()) {
+        (Some(path), _) => read_metrics(path, needs, args.epochs)?,
+        (None, true) => EpochMetrics::new(),
+        (None, false) => bail!(
+            "{}: the scheduler needs {} at every epoch end: pass --metrics FILE.csv with those \
+             columns",
+            args.scheduler.display(),
+            names(needs)
+        ),
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    writeln!(out, "step,epoch,lr")?;
+    let mut step = 0;
+    for epoch in 1..=args.epochs {
+        for _ in 0..args.steps_per_epoch {
+            writeln!(out, "{step},{epoch},{}", scheduler.lr())?;
+            step += 1;
+            scheduler.observe(&Observation::Step(StepEnd {
+                step,
+                epoch,
+                loss: None,
+                grad_dot: None,
+            }));
+        }
+        if epoch < args.epochs {
+            // The last epoch's end sets no rate that a step of this run uses.
+            let end = metrics.get(&epoch).copied().unwrap_or_default();
+            scheduler.observe(&Observation::Epoch(EpochEnd { epoch, step, ..end }));
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
