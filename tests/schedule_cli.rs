@@ -194,131 +194,118 @@ fn prints_rates_with_full_precision() {
     }
 }
 
-/// Runs with `args` and returns stderr, asserting failure.
-fn failure(args: &[&str]) -> String {
-    let output = xtask(args);
-    assert!(!output.status.success(), "should fail: {args:?}");
-    assert!(output.stdout.is_empty(), "nothing on stdout when failing");
-    String::from_utf8(output.stderr).unwrap()
-}
-
 #[test]
 fn bad_input_is_named() {
+    const PLATEAU: &str = "[scheduler]\nkind = 'plateau'\npatience = 1\n";
+    // (scheduler file, metrics file, epochs, what stderr must say); `{toml}` and `{csv}` stand
+    // for the files' paths.
+    let cases: &[(&str, Option<&str>, &str, &[&str])] = &[
+        (
+            "[scheduler]\nkind = 'step'\nstep_size = 2\ngama = 0.5\n",
+            None,
+            "3",
+            &["{toml}", "unknown field `gama`"],
+        ),
+        (
+            "[scheduler]\nkind = 'cosine'\nt_max = 0\n",
+            None,
+            "3",
+            &["{toml}: [scheduler] `t_max`: must be ≥ 1, got 0"],
+        ),
+        (
+            "kind = 'cosine'\nt_max = 3\n",
+            None,
+            "3",
+            &["{toml}", "kind"],
+        ),
+        (
+            PLATEAU,
+            None,
+            "3",
+            &["{toml}", "needs `val_loss`", "--metrics"],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,train_loss\n1,0.5\n2,0.4\n"),
+            "3",
+            &["{csv}: no `val_loss` column"],
+        ),
+        (
+            PLATEAU,
+            Some("val_loss\n0.5\n"),
+            "3",
+            &["{csv}: no `epoch` column"],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,val_loss\n1,0.5\n3,0.4\n"),
+            "4",
+            &["{csv}: no row for epoch 2"],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,val_loss\n1,0.5\n2,low\n"),
+            "3",
+            &["{csv}: row 3, column `val_loss`", "\"low\""],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,val_loss\n0,0.5\n"),
+            "3",
+            &["{csv}: row 2, column `epoch`"],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,val_loss\n1,0.5\n2,\n"),
+            "3",
+            &["{csv}: epoch 2 has no `val_loss` value"],
+        ),
+        (
+            PLATEAU,
+            Some("epoch,val_loss\n1,0.5\n1,0.4\n"),
+            "2",
+            &["{csv}: row 3: epoch 1 appears twice"],
+        ),
+        (
+            "[scheduler]\nkind = 'hypergradient'\nmax_lr = 0.1\n",
+            Some("epoch\n1\n"),
+            "3",
+            &["{toml}", "needs `grad_dot` at every optimizer step"],
+        ),
+        (PLATEAU, None, "0", &["--epochs"]),
+    ];
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let plateau = write(
-        d,
-        "plateau.toml",
-        "[scheduler]\nkind = 'plateau'\npatience = 1\n",
-    );
-    let plateau = plateau.to_str().unwrap();
-
-    let typo = write(
-        d,
-        "typo.toml",
-        "[scheduler]\nkind = 'step'\nstep_size = 2\ngama = 0.5\n",
-    );
-    let err = failure(&["--scheduler", typo.to_str().unwrap(), "--epochs", "3"]);
-    assert!(
-        err.contains("typo.toml") && err.contains("unknown field `gama`"),
-        "{err}"
-    );
-
-    let bad = write(d, "bad.toml", "[scheduler]\nkind = 'cosine'\nt_max = 0\n");
-    let err = failure(&["--scheduler", bad.to_str().unwrap(), "--epochs", "3"]);
-    assert!(
-        err.contains("bad.toml: [scheduler] `t_max`: must be ≥ 1, got 0"),
-        "{err}"
-    );
-
-    let no_table = write(d, "flat.toml", "kind = 'cosine'\nt_max = 3\n");
-    let err = failure(&["--scheduler", no_table.to_str().unwrap(), "--epochs", "3"]);
-    assert!(err.contains("flat.toml") && err.contains("kind"), "{err}");
-
-    let err = failure(&["--scheduler", plateau, "--epochs", "3"]);
-    assert!(
-        err.contains("needs `val_loss`") && err.contains("--metrics"),
-        "{err}"
-    );
-
-    let no_column = write(d, "m1.csv", "epoch,train_loss\n1,0.5\n2,0.4\n");
-    let err = failure(&[
-        "--scheduler",
-        plateau,
-        "--epochs",
-        "3",
-        "--metrics",
-        no_column.to_str().unwrap(),
-    ]);
-    assert!(err.contains("m1.csv: no `val_loss` column"), "{err}");
-
-    let gap = write(d, "m2.csv", "epoch,val_loss\n1,0.5\n3,0.4\n");
-    let err = failure(&[
-        "--scheduler",
-        plateau,
-        "--epochs",
-        "4",
-        "--metrics",
-        gap.to_str().unwrap(),
-    ]);
-    assert!(err.contains("m2.csv: no row for epoch 2"), "{err}");
-
-    let word = write(d, "m3.csv", "epoch,val_loss\n1,0.5\n2,low\n");
-    let err = failure(&[
-        "--scheduler",
-        plateau,
-        "--epochs",
-        "3",
-        "--metrics",
-        word.to_str().unwrap(),
-    ]);
-    assert!(
-        err.contains("m3.csv: row 3, column `val_loss`") && err.contains("\"low\""),
-        "{err}"
-    );
-
-    let empty = write(d, "m4.csv", "epoch,val_loss\n1,0.5\n2,\n");
-    let err = failure(&[
-        "--scheduler",
-        plateau,
-        "--epochs",
-        "3",
-        "--metrics",
-        empty.to_str().unwrap(),
-    ]);
-    assert!(err.contains("epoch 2 has no `val_loss` value"), "{err}");
-
-    let twice = write(d, "m5.csv", "epoch,val_loss\n1,0.5\n1,0.4\n");
-    let err = failure(&[
-        "--scheduler",
-        plateau,
-        "--epochs",
-        "2",
-        "--metrics",
-        twice.to_str().unwrap(),
-    ]);
-    assert!(err.contains("epoch 1 appears twice"), "{err}");
-
-    let hyper = write(
-        d,
-        "h.toml",
-        "[scheduler]\nkind = 'hypergradient'\nmax_lr = 0.1\n",
-    );
-    let err = failure(&[
-        "--scheduler",
-        hyper.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--metrics",
-        gap.to_str().unwrap(),
-    ]);
-    assert!(
-        err.contains("needs `grad_dot` at every optimizer step"),
-        "{err}"
-    );
-
-    let err = failure(&["--scheduler", plateau, "--epochs", "0"]);
-    assert!(err.contains("--epochs"), "{err}");
+    for (i, (toml, csv, epochs, fragments)) in cases.iter().enumerate() {
+        let toml_path = write(dir.path(), &format!("s{i}.toml"), toml);
+        let csv_path = csv.map(|text| write(dir.path(), &format!("m{i}.csv"), text));
+        let mut args = vec![
+            "--scheduler",
+            toml_path.to_str().unwrap(),
+            "--epochs",
+            epochs,
+        ];
+        if let Some(path) = &csv_path {
+            args.extend(["--metrics", path.to_str().unwrap()]);
+        }
+        let output = xtask(&args);
+        assert!(!output.status.success(), "case {i} should fail");
+        assert!(
+            output.stdout.is_empty(),
+            "case {i}: nothing on stdout when failing"
+        );
+        let err = String::from_utf8(output.stderr).unwrap();
+        for fragment in *fragments {
+            let fragment = fragment.replace("{toml}", toml_path.to_str().unwrap());
+            let fragment = match &csv_path {
+                Some(path) => fragment.replace("{csv}", path.to_str().unwrap()),
+                None => fragment,
+            };
+            assert!(
+                err.contains(&fragment),
+                "case {i}: {err:?} lacks {fragment:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -36,7 +36,8 @@ macro_rules! registry {
         }
 
         /// Any schedule, built and running. Serializes with its whole state: a deserialized
-        /// copy continues bit for bit where the original stood.
+        /// copy continues bit for bit where the original stood. (With `serde_json`, enable its
+        /// `float_roundtrip` feature: its default float parser may miss by one ulp.)
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "kind")]
         pub enum AnyScheduler {

@@ -31,17 +31,34 @@ pub trait Scheduler {
     fn observe(&mut self, observation: &Observation) -> f64;
 }
 
-impl<S: Scheduler + ?Sized> Scheduler for Box<S> {
+/// A schedule driven by time alone: one tick per event of its clock, nothing else read.
+///
+/// Implement it for a schedule of your own and [`Scheduler`] comes with it. The standard
+/// schedules (constant, step, cosine, …) are written this way.
+pub trait Ticking {
+    /// The clock the schedule ticks on.
+    fn clock(&self) -> Interval;
+
+    /// The learning rate after the ticks so far.
+    fn rate(&self) -> f64;
+
+    /// Advances one tick.
+    fn tick(&mut self);
+}
+
+impl<T: Ticking> Scheduler for T {
     fn lr(&self) -> f64 {
-        (**self).lr()
+        self.rate()
     }
+
     fn interval(&self) -> Interval {
-        (**self).interval()
+        self.clock()
     }
-    fn needs(&self) -> Signals {
-        (**self).needs()
-    }
+
     fn observe(&mut self, observation: &Observation) -> f64 {
-        (**self).observe(observation)
+        if observation.interval() == self.clock() {
+            self.tick();
+        }
+        self.rate()
     }
 }

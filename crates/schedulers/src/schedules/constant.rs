@@ -1,8 +1,8 @@
 //! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
 
 use crate::error::{ConfigError, in_range, resolve_interval};
-use crate::observation::{Interval, Observation};
-use crate::scheduler::Scheduler;
+use crate::observation::Interval;
+use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 
 /// Configuration of [`ConstantLr`] (`kind = "constant"`).
@@ -74,22 +74,19 @@ impl ConstantLr {
     }
 }
 
-impl Scheduler for ConstantLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for ConstantLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            if self.ticks == self.config.total_iters {
-                self.lr *= 1.0 / self.config.factor;
-            }
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks == self.config.total_iters {
+            self.lr *= 1.0 / self.config.factor;
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! (`CosineAnnealingWarmRestarts`).
 
 use crate::error::{ConfigError, at_least_one, non_negative, resolve_interval};
-use crate::observation::{Interval, Observation};
-use crate::scheduler::Scheduler;
+use crate::observation::Interval;
+use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -59,30 +59,27 @@ impl CosineAnnealing {
     }
 }
 
-impl Scheduler for CosineAnnealing {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for CosineAnnealing {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            let (t, t_max, eta_min) = (self.ticks, self.config.t_max, self.config.eta_min);
-            // PyTorch's recursion; the first branch steps over the 0/0 at the trough.
-            self.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
-                self.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
-            } else {
-                (1.0 + (PI * t as f64 / t_max as f64).cos())
-                    / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
-                    * (self.lr - eta_min)
-                    + eta_min
-            };
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        let (t, t_max, eta_min) = (self.ticks, self.config.t_max, self.config.eta_min);
+        // PyTorch's recursion; the first branch steps over the 0/0 at the trough.
+        self.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
+            self.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
+        } else {
+            (1.0 + (PI * t as f64 / t_max as f64).cos())
+                / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
+                * (self.lr - eta_min)
+                + eta_min
+        };
     }
 }
 
@@ -153,24 +150,21 @@ impl CosineWarmRestarts {
     }
 }
 
-impl Scheduler for CosineWarmRestarts {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for CosineWarmRestarts {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.t_cur += 1;
-            if self.t_cur >= self.t_i {
-                self.t_cur %= self.t_i;
-                self.t_i = self.t_i.saturating_mul(self.config.t_mult);
-            }
-            self.lr = self.cosine();
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.t_cur += 1;
+        if self.t_cur >= self.t_i {
+            self.t_cur %= self.t_i;
+            self.t_i = self.t_i.saturating_mul(self.config.t_mult);
+        }
+        self.lr = self.cosine();
     }
 }

@@ -4,7 +4,7 @@ use crate::error::{ConfigError, at_least_one, ensure, lr_bounds, non_negative, p
 use crate::float::Float;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
-use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for};
+use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for, watched};
 use crate::schedules::plateau::monitor_interval;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -232,10 +232,9 @@ impl Scheduler for GreedyLr {
     }
 
     fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() != self.interval() {
+        let Some(raw) = watched(observation, self.config.monitor, "greedy") else {
             return self.lr;
-        }
-        let raw = observation.expect(self.config.monitor, "greedy");
+        };
         let value = if self.config.smooth {
             self.smoothed(raw)
         } else {

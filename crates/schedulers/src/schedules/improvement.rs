@@ -1,7 +1,7 @@
 //! "Is this value better than the best so far?" — the test shared by plateau and GreedyLR.
 
 use crate::error::{ConfigError, ensure};
-use crate::observation::Signal;
+use crate::observation::{Observation, Signal};
 use serde::{Deserialize, Serialize};
 
 /// Whether the monitored quantity should fall or rise.
@@ -67,4 +67,12 @@ pub(crate) fn check_monitor(monitor: Signal) -> Result<(), ConfigError> {
     ensure(monitor != Signal::GradDot, "monitor", || {
         "must be one of val_loss, val_acc, train_loss, train_acc, batch_loss; got grad_dot".into()
     })
+}
+
+/// The value of `monitor` when `observation` is an event of its clock, for the schedule `who`.
+///
+/// # Panics
+/// When the event is of the monitor's clock but lacks the value.
+pub(crate) fn watched(observation: &Observation, monitor: Signal, who: &str) -> Option<f64> {
+    (observation.interval() == monitor.interval()).then(|| observation.expect(monitor, who))
 }

@@ -1,8 +1,8 @@
 //! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
 
 use crate::error::{ConfigError, in_range, non_negative, resolve_interval};
-use crate::observation::{Interval, Observation};
-use crate::scheduler::Scheduler;
+use crate::observation::Interval;
+use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 
 const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
@@ -67,27 +67,23 @@ impl LinearLr {
     }
 }
 
-impl Scheduler for LinearLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for LinearLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            let c = &self.config;
-            if self.ticks <= c.total_iters {
-                let slope = c.end_factor - c.start_factor;
-                self.lr *= 1.0
-                    + slope
-                        / (c.total_iters as f64 * c.start_factor + (self.ticks - 1) as f64 * slope);
-            }
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        let c = &self.config;
+        if self.ticks <= c.total_iters {
+            let slope = c.end_factor - c.start_factor;
+            self.lr *= 1.0
+                + slope / (c.total_iters as f64 * c.start_factor + (self.ticks - 1) as f64 * slope);
+        }
     }
 }
 
@@ -136,24 +132,21 @@ impl PolynomialLr {
     }
 }
 
-impl Scheduler for PolynomialLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for PolynomialLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            let (t, total) = (self.ticks as f64, self.config.total_iters as f64);
-            if self.ticks <= self.config.total_iters {
-                let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.config.power);
-                self.lr *= decay;
-            }
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        let (t, total) = (self.ticks as f64, self.config.total_iters as f64);
+        if self.ticks <= self.config.total_iters {
+            let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.config.power);
+            self.lr *= decay;
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The one-cycle policy (PyTorch's `OneCycleLR`, Smith & Topin 2017).
 
 use crate::error::{ConfigError, at_least_one, ensure, in_range, positive, resolve_interval};
-use crate::observation::{Interval, Observation};
-use crate::scheduler::Scheduler;
+use crate::observation::Interval;
+use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -155,9 +155,9 @@ impl OneCycle {
         for phase in &phases {
             ensure(phase.end != start, "pct_start", || {
                 format!(
-                    "gives a phase of zero length with total_steps = {} (pct_start × total_steps \
-                     must not be 1, nor 1 − 1/total_steps … choose another pct_start)",
-                    config.total_steps
+                    "pct_start × total_steps = {} leaves a phase of the cycle without steps \
+                     (PyTorch divides by zero there); choose another pct_start",
+                    pct * total
                 )
             })?;
             start = phase.end;
@@ -193,20 +193,17 @@ impl OneCycle {
     }
 }
 
-impl Scheduler for OneCycle {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for OneCycle {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            self.lr = self.at(self.ticks);
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        self.lr = self.at(self.ticks);
     }
 }

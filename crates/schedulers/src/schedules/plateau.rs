@@ -4,7 +4,9 @@ use crate::error::{ConfigError, ensure, non_negative};
 use crate::float::Float;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
-use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, check_monitor, mode_for};
+use crate::schedules::improvement::{
+    Improvement, Mode, ThresholdMode, check_monitor, mode_for, watched,
+};
 use serde::{Deserialize, Serialize};
 
 fn val_loss() -> Signal {
@@ -166,10 +168,9 @@ impl Scheduler for Plateau {
     }
 
     fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() != self.interval() {
+        let Some(value) = watched(observation, self.config.monitor, "plateau") else {
             return self.lr;
-        }
-        let value = observation.expect(self.config.monitor, "plateau");
+        };
         if self.improvement.is_better(value, self.best.0) {
             self.best = Float(value);
             self.bad_ticks = 0;

@@ -1,8 +1,8 @@
 //! Step decay (PyTorch's `StepLR`) and decay at milestones (`MultiStepLR`).
 
 use crate::error::{ConfigError, at_least_one, ensure, positive, resolve_interval};
-use crate::observation::{Interval, Observation};
-use crate::scheduler::Scheduler;
+use crate::observation::Interval;
+use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 
 fn default_gamma() -> f64 {
@@ -58,23 +58,20 @@ impl StepLr {
     }
 }
 
-impl Scheduler for StepLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for StepLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            if self.ticks % self.config.step_size == 0 {
-                self.lr *= self.config.gamma;
-            }
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks % self.config.step_size == 0 {
+            self.lr *= self.config.gamma;
+        }
     }
 }
 
@@ -139,24 +136,21 @@ impl MultiStepLr {
     }
 }
 
-impl Scheduler for MultiStepLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for MultiStepLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.ticks += 1;
-            if self.config.milestones.get(self.next) == Some(&self.ticks) {
-                self.next += 1;
-                self.lr *= self.config.gamma;
-            }
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        if self.config.milestones.get(self.next) == Some(&self.ticks) {
+            self.next += 1;
+            self.lr *= self.config.gamma;
+        }
     }
 }
 
@@ -198,19 +192,16 @@ impl ExponentialLr {
     }
 }
 
-impl Scheduler for ExponentialLr {
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn interval(&self) -> Interval {
+impl Ticking for ExponentialLr {
+    fn clock(&self) -> Interval {
         self.interval
     }
 
-    fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.interval {
-            self.lr *= self.config.gamma;
-        }
+    fn rate(&self) -> f64 {
         self.lr
+    }
+
+    fn tick(&mut self) {
+        self.lr *= self.config.gamma;
     }
 }

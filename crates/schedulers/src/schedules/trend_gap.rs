@@ -435,6 +435,37 @@ mod tests {
     }
 
     #[test]
+    fn warmup_in_front_ramps_per_step_then_hands_over() {
+        let config: crate::SchedulerConfig = toml::from_str(
+            "kind = 'warmup'\nwarmup_steps = 4\nstart_factor = 0.0\ninner = { kind = 'trend_gap' }",
+        )
+        .unwrap();
+        let mut s = config.build(BASE).unwrap();
+        let mut seen = Vec::new();
+        for (epoch, (train, val)) in [(1.0, 1.05), (0.9, 0.95), (0.8, 0.85), (0.7, 0.75)]
+            .into_iter()
+            .enumerate()
+        {
+            for _ in 0..2 {
+                seen.push(s.lr());
+                s.observe(&Observation::Step(crate::StepEnd::default()));
+            }
+            s.observe(&Observation::Epoch(EpochEnd {
+                epoch: epoch as u64 + 1,
+                train_loss: Some(train),
+                val_loss: Some(val),
+                ..Default::default()
+            }));
+        }
+        seen.push(s.lr());
+        // Four warmup steps from 0, then the base rate; trend-gap sees epochs 2, 3, 4 and grows
+        // at epoch 3 (its first slope), then holds in cooldown.
+        let ramp = [0.0, 0.25 * BASE, 0.5 * BASE, 0.75 * BASE, BASE, BASE];
+        assert_eq!(seen[..6], ramp);
+        assert_eq!(seen[6..], [BASE * DEFAULT_GROWTH; 3]);
+    }
+
+    #[test]
     fn ignores_step_events_and_rejects_a_step_clock() {
         let mut s = schedule();
         let step = Observation::Step(crate::StepEnd::default());
