@@ -85,16 +85,15 @@ pub(crate) fn lr_bounds(min_lr: f64, max_lr: f64) -> Result<(), ConfigError> {
     })
 }
 
-/// The interval a schedule runs on: the one requested, else its default; `allowed` lists the
-/// intervals the schedule can run on at all.
-pub(crate) fn resolve_interval(
+/// The clock of a schedule that can run on one clock only: `only`, which `requested` must not
+/// contradict; `why` says why no other clock is possible.
+pub(crate) fn only_clock(
     requested: Option<Interval>,
-    default: Interval,
-    allowed: &[Interval],
+    only: Interval,
     why: &str,
 ) -> Result<Interval, ConfigError> {
-    let interval = requested.unwrap_or(default);
-    ensure(allowed.contains(&interval), "interval", || {
+    let interval = requested.unwrap_or(only);
+    ensure(interval == only, "interval", || {
         format!("this schedule cannot run per {interval}: {why}")
     })?;
     Ok(interval)

@@ -70,6 +70,13 @@
 //! The PyTorch schedules are computed with PyTorch's own floating-point recursions and agree
 //! with it to 1e-12 relative (tested against traces recorded from PyTorch 2.15).
 
+/// Defines the functions that serde's `#[serde(default = "…")]` attributes call.
+macro_rules! serde_defaults {
+    ($($name:ident: $ty:ty = $value:expr;)*) => {
+        $(fn $name() -> $ty { $value })*
+    };
+}
+
 mod error;
 mod float;
 mod observation;

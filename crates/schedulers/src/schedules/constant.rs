@@ -1,6 +1,6 @@
 //! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
 
-use crate::error::{ConfigError, in_range, resolve_interval};
+use crate::error::{ConfigError, in_range};
 use crate::observation::Interval;
 use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
@@ -32,8 +32,8 @@ pub struct ConstantConfig {
     pub interval: Option<Interval>,
 }
 
-fn one() -> f64 {
-    1.0
+serde_defaults! {
+    one: f64 = 1.0;
 }
 
 impl Default for ConstantConfig {
@@ -59,12 +59,7 @@ impl ConstantLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: ConstantConfig, base_lr: f64) -> Result<Self, ConfigError> {
         in_range("factor", config.factor, 0.0, 1.0, true)?;
-        let interval = resolve_interval(
-            config.interval,
-            Interval::Epoch,
-            &[Interval::Step, Interval::Epoch],
-            "",
-        )?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ConstantLr {
             lr: base_lr * config.factor,
             config,

@@ -1,13 +1,11 @@
 //! Cosine annealing (PyTorch's `CosineAnnealingLR`) and with warm restarts
 //! (`CosineAnnealingWarmRestarts`).
 
-use crate::error::{ConfigError, at_least_one, non_negative, resolve_interval};
+use crate::error::{ConfigError, at_least_one, non_negative};
 use crate::observation::Interval;
 use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
-
-const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
 
 /// Configuration of [`CosineAnnealing`] (`kind = "cosine"`), PyTorch's `CosineAnnealingLR`.
 ///
@@ -48,7 +46,7 @@ impl CosineAnnealing {
     pub fn new(config: CosineConfig, base_lr: f64) -> Result<Self, ConfigError> {
         at_least_one("t_max", config.t_max)?;
         non_negative("eta_min", config.eta_min)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(CosineAnnealing {
             config,
             interval,
@@ -83,8 +81,8 @@ impl Ticking for CosineAnnealing {
     }
 }
 
-fn one() -> u64 {
-    1
+serde_defaults! {
+    one: u64 = 1;
 }
 
 /// Configuration of [`CosineWarmRestarts`] (`kind = "cosine_warm_restarts"`), PyTorch's
@@ -129,7 +127,7 @@ impl CosineWarmRestarts {
         at_least_one("t_0", config.t_0)?;
         at_least_one("t_mult", config.t_mult)?;
         non_negative("eta_min", config.eta_min)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         let mut schedule = CosineWarmRestarts {
             t_i: config.t_0,
             config,

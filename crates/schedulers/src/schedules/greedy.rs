@@ -9,32 +9,16 @@ use crate::schedules::plateau::monitor_interval;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-fn val_loss() -> Signal {
-    Signal::ValLoss
-}
-fn factor() -> f64 {
-    0.95
-}
-fn patience() -> u64 {
-    10
-}
-fn threshold() -> f64 {
-    1e-6
-}
-fn abs() -> ThresholdMode {
-    ThresholdMode::Abs
-}
-fn max_lr() -> f64 {
-    1.0
-}
-fn eps() -> f64 {
-    1e-8
-}
-fn window_size() -> usize {
-    50
-}
-fn reset_start() -> u64 {
-    500
+serde_defaults! {
+    val_loss: Signal = Signal::ValLoss;
+    factor: f64 = 0.95;
+    patience: u64 = 10;
+    threshold: f64 = 1e-6;
+    abs: ThresholdMode = ThresholdMode::Abs;
+    max_lr: f64 = 1.0;
+    eps: f64 = 1e-8;
+    window_size: usize = 50;
+    reset_start: u64 = 500;
 }
 
 /// Configuration of [`GreedyLr`] (`kind = "greedy"`).

@@ -1,12 +1,12 @@
 //! Hypergradient descent on the learning rate (Baydin et al., ICLR 2018).
 
-use crate::error::{ConfigError, lr_bounds, non_negative, positive, resolve_interval};
+use crate::error::{ConfigError, lr_bounds, non_negative, only_clock, positive};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 
-fn beta() -> f64 {
-    1e-7
+serde_defaults! {
+    beta: f64 = 1e-7;
 }
 
 /// Configuration of [`Hypergradient`] (`kind = "hypergradient"`).
@@ -57,10 +57,9 @@ impl Hypergradient {
         non_negative("min_lr", config.min_lr)?;
         positive("max_lr", config.max_lr)?;
         lr_bounds(config.min_lr, config.max_lr)?;
-        resolve_interval(
+        only_clock(
             config.interval,
             Interval::Step,
-            &[Interval::Step],
             "the gradient dot product exists per optimizer step only",
         )?;
         Ok(Hypergradient {

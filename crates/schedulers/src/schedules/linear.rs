@@ -1,20 +1,14 @@
 //! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
 
-use crate::error::{ConfigError, in_range, non_negative, resolve_interval};
+use crate::error::{ConfigError, in_range, non_negative};
 use crate::observation::Interval;
 use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 
-const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
-
-fn one_third() -> f64 {
-    1.0 / 3.0
-}
-fn one() -> f64 {
-    1.0
-}
-fn five() -> u64 {
-    5
+serde_defaults! {
+    one_third: f64 = 1.0 / 3.0;
+    one: f64 = 1.0;
+    five: u64 = 5;
 }
 
 /// Configuration of [`LinearLr`] (`kind = "linear"`), PyTorch's `LinearLR`.
@@ -57,7 +51,7 @@ impl LinearLr {
     pub fn new(config: LinearConfig, base_lr: f64) -> Result<Self, ConfigError> {
         in_range("start_factor", config.start_factor, 0.0, 1.0, true)?;
         in_range("end_factor", config.end_factor, 0.0, 1.0, false)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(LinearLr {
             lr: base_lr * config.start_factor,
             config,
@@ -122,7 +116,7 @@ impl PolynomialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: PolynomialConfig, base_lr: f64) -> Result<Self, ConfigError> {
         non_negative("power", config.power)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(PolynomialLr {
             config,
             interval,

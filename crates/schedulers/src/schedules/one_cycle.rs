@@ -1,6 +1,6 @@
 //! The one-cycle policy (PyTorch's `OneCycleLR`, Smith & Topin 2017).
 
-use crate::error::{ConfigError, at_least_one, ensure, in_range, positive, resolve_interval};
+use crate::error::{ConfigError, at_least_one, ensure, in_range, positive};
 use crate::observation::Interval;
 use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
@@ -26,14 +26,10 @@ impl Anneal {
     }
 }
 
-fn pct_start() -> f64 {
-    0.3
-}
-fn div_factor() -> f64 {
-    25.0
-}
-fn final_div_factor() -> f64 {
-    1e4
+serde_defaults! {
+    pct_start: f64 = 0.3;
+    div_factor: f64 = 25.0;
+    final_div_factor: f64 = 1e4;
 }
 
 /// Configuration of [`OneCycle`] (`kind = "one_cycle"`), PyTorch's `OneCycleLR`.
@@ -109,12 +105,7 @@ impl OneCycle {
         in_range("pct_start", config.pct_start, 0.0, 1.0, false)?;
         positive("div_factor", config.div_factor)?;
         positive("final_div_factor", config.final_div_factor)?;
-        let interval = resolve_interval(
-            config.interval,
-            Interval::Step,
-            &[Interval::Step, Interval::Epoch],
-            "",
-        )?;
+        let interval = config.interval.unwrap_or(Interval::Step);
         let initial = config.max_lr / config.div_factor;
         let min = initial / config.final_div_factor;
         let (total, pct) = (config.total_steps as f64, config.pct_start);

@@ -9,23 +9,13 @@ use crate::schedules::improvement::{
 };
 use serde::{Deserialize, Serialize};
 
-fn val_loss() -> Signal {
-    Signal::ValLoss
-}
-fn factor() -> f64 {
-    0.1
-}
-fn patience() -> u64 {
-    10
-}
-fn threshold() -> f64 {
-    1e-4
-}
-fn rel() -> ThresholdMode {
-    ThresholdMode::Rel
-}
-fn eps() -> f64 {
-    1e-8
+serde_defaults! {
+    val_loss: Signal = Signal::ValLoss;
+    factor: f64 = 0.1;
+    patience: u64 = 10;
+    threshold: f64 = 1e-4;
+    rel: ThresholdMode = ThresholdMode::Rel;
+    eps: f64 = 1e-8;
 }
 
 /// Configuration of [`Plateau`] (`kind = "plateau"`), PyTorch's `ReduceLROnPlateau` with

@@ -1,15 +1,13 @@
 //! Step decay (PyTorch's `StepLR`) and decay at milestones (`MultiStepLR`).
 
-use crate::error::{ConfigError, at_least_one, ensure, positive, resolve_interval};
+use crate::error::{ConfigError, at_least_one, ensure, positive};
 use crate::observation::Interval;
 use crate::scheduler::Ticking;
 use serde::{Deserialize, Serialize};
 
-fn default_gamma() -> f64 {
-    0.1
+serde_defaults! {
+    default_gamma: f64 = 0.1;
 }
-
-const BOTH: [Interval; 2] = [Interval::Step, Interval::Epoch];
 
 /// Configuration of [`StepLr`] (`kind = "step"`), PyTorch's `StepLR`.
 ///
@@ -48,7 +46,7 @@ impl StepLr {
     pub fn new(config: StepConfig, base_lr: f64) -> Result<Self, ConfigError> {
         at_least_one("step_size", config.step_size)?;
         positive("gamma", config.gamma)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(StepLr {
             config,
             interval,
@@ -125,7 +123,7 @@ impl MultiStepLr {
     pub fn new(config: MultiStepConfig, base_lr: f64) -> Result<Self, ConfigError> {
         check_milestones(&config.milestones)?;
         positive("gamma", config.gamma)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(MultiStepLr {
             config,
             interval,
@@ -183,7 +181,7 @@ impl ExponentialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: ExponentialConfig, base_lr: f64) -> Result<Self, ConfigError> {
         positive("gamma", config.gamma)?;
-        let interval = resolve_interval(config.interval, Interval::Epoch, &BOTH, "")?;
+        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ExponentialLr {
             config,
             interval,

@@ -1,8 +1,6 @@
 //! lrlab's own adaptive schedule: steer the rate by the validation trend and the train–val gap.
 
-use crate::error::{
-    ConfigError, ensure, in_range, lr_bounds, non_negative, positive, resolve_interval,
-};
+use crate::error::{ConfigError, ensure, in_range, lr_bounds, non_negative, only_clock, positive};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -42,12 +40,7 @@ pub const DEFAULT_MIN_LR_FACTOR: f64 = 0.01;
 /// Default upper bound as a multiple of the base rate.
 pub const DEFAULT_MAX_LR_FACTOR: f64 = 10.0;
 
-macro_rules! default_fns {
-    ($($name:ident: $ty:ty = $value:expr;)*) => {
-        $(fn $name() -> $ty { $value })*
-    };
-}
-default_fns! {
+serde_defaults! {
     growth: f64 = DEFAULT_GROWTH;
     decay: f64 = DEFAULT_DECAY;
     spike_cut: f64 = DEFAULT_SPIKE_CUT;
@@ -218,10 +211,9 @@ impl TrendGap {
             "spike_ratio",
             || format!("must be a finite number > 1, got {}", config.spike_ratio),
         )?;
-        resolve_interval(
+        only_clock(
             config.interval,
             Interval::Epoch,
-            &[Interval::Epoch],
             "the validation loss exists at epoch ends only",
         )?;
         Ok(TrendGap {

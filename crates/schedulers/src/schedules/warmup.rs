@@ -6,8 +6,8 @@ use crate::registry::{AnyScheduler, SchedulerConfig};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 
-fn one_third() -> f64 {
-    1.0 / 3.0
+serde_defaults! {
+    one_third: f64 = 1.0 / 3.0;
 }
 
 /// Configuration of [`Warmup`] (`kind = "warmup"`): a linear ramp, then any schedule.
