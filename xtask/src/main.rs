@@ -1,6 +1,7 @@
 //! `cargo xtask`: lrlab's commands. This binary only parses, wires and prints; the work lives in
 //! the library crates.
 
+mod data;
 mod schedule;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load CIFAR-10 or IMDB as a run would (Hub cache, splits, tokens) and summarise it.
+    Data(data::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
     Schedule(schedule::Args),
 }
@@ -25,6 +28,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Data(args) => data::run(&args),
         Command::Schedule(args) => schedule::run(&args),
     };
     match result {
