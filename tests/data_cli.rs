@@ -49,7 +49,7 @@ fn cifar10_summary() {
         assert_eq!(summary["splits"][split]["n"], n, "{split}");
         assert_eq!(
             summary["splits"][split]["label_counts"],
-            serde_json::json!([per_class; 10])
+            serde_json::json!(vec![per_class; 10])
         );
     }
     let reference = &reference()["cifar10"];

@@ -114,27 +114,37 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn print_table(summary: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!(
         "dataset {} ({})",
-        summary["dataset"].as_str().unwrap_or(""),
-        summary["repo"].as_str().unwrap_or("")
+        text(&summary["dataset"]),
+        text(&summary["repo"])
     );
-    let classes: Vec<&str> = summary["classes"]
+    let classes: Vec<String> = summary["classes"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
+        .map(text)
         .collect();
-    println!("{:<6} {:>7}  {}", "split", "n", classes.join(" "));
+    let widths: Vec<usize> = classes.iter().map(|c| c.len().max(5)).collect();
+    let row = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("{:<6} {:>6}  {}", "split", "n", row(classes.clone()));
     for split in ["train", "val", "test"] {
         let s = &summary["splits"][split];
-        let counts: Vec<String> = s["label_counts"]
+        let counts = s["label_counts"]
             .as_array()
             .into_iter()
             .flatten()
             .map(Value::to_string)
             .collect();
-        println!("{split:<6} {:>7}  {}", s["n"], counts.join(" "));
+        println!("{split:<6} {:>6}  {}", s["n"].to_string(), row(counts));
     }
     for key in [
         "pixel_mean",

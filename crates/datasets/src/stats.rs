@@ -18,15 +18,14 @@ pub fn pixel_mean_std(sets: &[&Images]) -> ([f64; CHANNELS], [f64; CHANNELS]) {
         }
         count += (images.pixels.len() / CHANNELS) as u64;
     }
-    let n = count.max(1) as f64;
+    let n = u128::from(count.max(1));
     let mut mean = [0.0; CHANNELS];
     let mut std = [0.0; CHANNELS];
     for c in 0..CHANNELS {
-        // Exact integer sums, so the only rounding is in these few operations.
-        let m = sum[c] as f64 / n;
-        let variance = (squares[c] as f64 / n - m * m).max(0.0);
-        mean[c] = m / 255.0;
-        std[c] = variance.sqrt() / 255.0;
+        // Exact integers throughout: n²·variance = n·Σx² − (Σx)²; one rounding at the end.
+        let (s, q) = (u128::from(sum[c]), u128::from(squares[c]));
+        mean[c] = s as f64 / n as f64 / 255.0;
+        std[c] = ((n * q - s * s) as f64).sqrt() / n as f64 / 255.0;
     }
     (mean, std)
 }
