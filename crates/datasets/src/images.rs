@@ -1,6 +1,7 @@
 //! CIFAR-10 images: PNG decoding in parallel, normalisation, seeded crop-and-flip augmentation.
 
 use crate::error::{DataError, Result};
+use crate::rgb_png::{Scratch, decode_rgb8};
 use crate::seed::derive;
 use image::codecs::png::PngDecoder;
 use image::{ColorType, ImageDecoder};
@@ -61,8 +62,8 @@ impl Images {
     }
 }
 
-/// Decodes one 32×32 RGB PNG into `out`.
-fn decode_png(bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
+/// Decodes one 32×32 RGB PNG into `out` with the general decoder.
+pub(crate) fn decode_png(bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
     let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(|e| format!("corrupt PNG: {e}"))?;
     let (width, height) = decoder.dimensions();
     let color = decoder.color_type();
@@ -77,15 +78,18 @@ fn decode_png(bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
 }
 
 /// Decodes every PNG of `images` (row order) in parallel; errors name `path` and the row.
-pub(crate) fn decode_all<'a>(path: &Path, images: &[&'a [u8]]) -> Result<Vec<u8>> {
+pub(crate) fn decode_all(path: &Path, images: &[&[u8]]) -> Result<Vec<u8>> {
     let mut pixels = vec![0u8; images.len() * IMAGE_BYTES];
     pixels
         .par_chunks_mut(IMAGE_BYTES)
         .zip(images.par_iter())
         .enumerate()
-        .try_for_each(|(row, (out, bytes))| {
-            decode_png(bytes, out)
-                .map_err(|m| DataError::row(path, row, format!("column `img`: {m}")))
+        .try_for_each_init(Scratch::new, |scratch, (row, (out, bytes))| {
+            match decode_rgb8(bytes, SIDE, out, scratch) {
+                Some(()) => Ok(()),
+                None => decode_png(bytes, out),
+            }
+            .map_err(|m| DataError::row(path, row, format!("column `img`: {m}")))
         })?;
     Ok(pixels)
 }

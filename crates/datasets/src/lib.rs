@@ -24,6 +24,7 @@ mod batch;
 mod error;
 mod hub;
 mod images;
+mod rgb_png;
 mod seed;
 mod sources;
 mod split;

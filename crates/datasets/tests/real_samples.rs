@@ -220,3 +220,30 @@ fn batches_are_deterministic_and_shaped_for_the_models() {
     assert_eq!(batch.inputs.dims(), [3, 128]);
     assert_eq!(batch.attention_mask.unwrap().dims(), [3, 128]);
 }
+
+#[test]
+fn the_fast_png_path_decodes_exactly_as_the_general_decoder() {
+    use image::ImageDecoder;
+    use polars::prelude::{ParquetReader, SerReader};
+    for file in [Source::cifar10().train_file, Source::cifar10().test_file] {
+        let path = hub().file(&Source::cifar10().repo, &file).unwrap();
+        let images = read_images(&path).unwrap();
+        let frame = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let column = frame
+            .column("img")
+            .unwrap()
+            .struct_()
+            .unwrap()
+            .field_by_name("bytes")
+            .unwrap();
+        for (row, bytes) in column.binary().unwrap().iter().enumerate() {
+            let decoder =
+                image::codecs::png::PngDecoder::new(std::io::Cursor::new(bytes.unwrap())).unwrap();
+            let mut expected = vec![0u8; IMAGE_BYTES];
+            decoder.read_image(&mut expected).unwrap();
+            assert_eq!(images.image(row), expected, "{file} row {row}");
+        }
+    }
+}
