@@ -42,6 +42,9 @@ fn message(result: Result<impl std::fmt::Debug>) -> String {
     result.expect_err("should be rejected").to_string()
 }
 
+/// Writes a (broken) file at the path it is given.
+type Writer = Box<dyn Fn(&Path)>;
+
 fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("train.parquet");
@@ -50,8 +53,7 @@ fn temp() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn image_files() {
-    let good = png(32, 32, ColorType::Rgb8);
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Writer, &str)> = vec![
         (
             "missing column",
             Box::new(|p: &Path| write_parquet(p, vec![labels(&[0])])),
@@ -124,7 +126,6 @@ fn image_files() {
             "not a readable parquet file",
         ),
     ];
-    let _ = good;
     for (name, write, expected) in cases {
         let (_dir, path) = temp();
         write(&path);
@@ -189,7 +190,7 @@ fn unreadable_tokenizer() {
 }
 
 /// A Hub cache in a temporary folder holding `files` for the CIFAR-10 repository.
-fn cache_with(files: &[(&str, &dyn Fn(&Path))]) -> (tempfile::TempDir, Hub) {
+fn cache_with(files: &[(&str, Writer)]) -> (tempfile::TempDir, Hub) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("datasets--uoft-cs--cifar10");
     std::fs::create_dir_all(repo.join("refs")).unwrap();
@@ -219,8 +220,8 @@ fn empty_split_and_missing_file_offline() {
     };
     let none = |p: &Path| image_file(p, &[], labels(&[]));
     let (_dir, hub) = cache_with(&[
-        ("plain_text/train-00000-of-00001.parquet", &ten),
-        ("plain_text/test-00000-of-00001.parquet", &none),
+        ("plain_text/train-00000-of-00001.parquet", Box::new(ten)),
+        ("plain_text/test-00000-of-00001.parquet", Box::new(none)),
     ]);
     let err = message(load_cifar10(
         &hub,
@@ -310,8 +311,10 @@ fn environment_variables_follow_huggingface_hub() {
 
 #[test]
 fn a_commit_hash_revision_reads_its_snapshot() {
-    let ten = |p: &Path| std::fs::write(p, b"x").unwrap();
-    let (_dir, hub) = cache_with(&[("plain_text/a.parquet", &ten)]);
+    let (_dir, hub) = cache_with(&[(
+        "plain_text/a.parquet",
+        Box::new(|p: &Path| std::fs::write(p, b"x").unwrap()),
+    )]);
     let repo = Source::cifar10().repo;
     assert!(hub.file(&repo, "plain_text/a.parquet").is_ok());
     assert!(
