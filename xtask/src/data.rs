@@ -57,8 +57,14 @@ fn split_summary<T>(splits: &Splits<T>, labels: impl Fn(&T) -> &[u8], classes: u
     json!({ "train": one(&splits.train), "val": one(&splits.val), "test": one(&splits.test) })
 }
 
+/// Reports a step of the work on stderr (stdout carries the summary).
+fn progress(started: std::time::Instant, what: &str) {
+    eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
+    let started = std::time::Instant::now();
     let hub = Hub::from_env();
     let config = SplitConfig {
         val_fraction: args.val_fraction,
@@ -73,7 +79,12 @@ pub fn run(args: &Args) -> Result<()> {
         Dataset::Cifar10 => {
             let mut source = Source::cifar10();
             source.repo = source.repo.at(&args.revision);
+            progress(
+                started,
+                &format!("loading {} (decoding PNGs) …", source.repo.id),
+            );
             let splits = load_cifar10(&hub, &source, &config)?;
+            progress(started, "computing pixel statistics …");
             let (mean, std) = pixel_mean_std(&[&splits.train, &splits.val]);
             json!({
                 "dataset": "cifar10",
@@ -87,7 +98,16 @@ pub fn run(args: &Args) -> Result<()> {
         Dataset::Imdb => {
             let mut source = Source::imdb();
             source.repo = source.repo.at(&args.revision);
+            progress(started, &format!("loading {} …", source.repo.id));
             let splits = load_imdb(&hub, &source, &config)?;
+            progress(
+                started,
+                &format!(
+                    "tokenizing {} reviews with {} …",
+                    splits.train.len() + splits.val.len(),
+                    args.checkpoint
+                ),
+            );
             let encoder = text_encoder(&hub, &RepoRef::model(&args.checkpoint), args.max_len)?;
             let mut lengths = encoder.lengths(&splits.train)?;
             lengths.extend(encoder.lengths(&splits.val)?);
@@ -105,6 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
             })
         }
     };
+    progress(started, "done");
     if args.json {
         println!("{summary}");
     } else {
