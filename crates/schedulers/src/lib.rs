@@ -87,5 +87,5 @@ pub mod schedules;
 pub use error::ConfigError;
 pub use observation::{EpochEnd, Interval, Observation, Signal, Signals, StepEnd};
 pub use registry::{AnyScheduler, SchedulerConfig};
-pub use scheduler::{Scheduler, Ticking};
+pub use scheduler::{Clock, Scheduler, Ticking};
 pub use schedules::*;

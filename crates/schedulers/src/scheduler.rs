@@ -1,6 +1,7 @@
 //! The [`Scheduler`] trait every schedule implements.
 
 use crate::observation::{Interval, Observation, Signals};
+use serde::{Deserialize, Serialize};
 
 /// Maps what a training loop observes to the learning rate of its next optimizer step.
 ///
@@ -36,29 +37,35 @@ pub trait Scheduler {
 /// Implement it for a schedule of your own and [`Scheduler`] comes with it. The standard
 /// schedules (constant, step, cosine, …) are written this way.
 pub trait Ticking {
-    /// The clock the schedule ticks on.
-    fn clock(&self) -> Interval;
-
-    /// The learning rate after the ticks so far.
-    fn rate(&self) -> f64;
+    /// The clock the schedule ticks on, with the rate it gives now.
+    fn clock(&self) -> &Clock;
 
     /// Advances one tick.
     fn tick(&mut self);
 }
 
+/// What every time-driven schedule keeps: the interval it ticks on and its current rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    /// When the schedule ticks.
+    pub interval: Interval,
+    /// The learning rate for the next optimizer step.
+    pub lr: f64,
+}
+
 impl<T: Ticking> Scheduler for T {
     fn lr(&self) -> f64 {
-        self.rate()
+        self.clock().lr
     }
 
     fn interval(&self) -> Interval {
-        self.clock()
+        self.clock().interval
     }
 
     fn observe(&mut self, observation: &Observation) -> f64 {
-        if observation.interval() == self.clock() {
+        if observation.interval() == self.clock().interval {
             self.tick();
         }
-        self.rate()
+        self.clock().lr
     }
 }

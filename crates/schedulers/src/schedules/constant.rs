@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, in_range};
 use crate::observation::Interval;
-use crate::scheduler::Ticking;
+use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of [`ConstantLr`] (`kind = "constant"`).
@@ -50,9 +50,8 @@ impl Default for ConstantConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConstantLr {
     config: ConstantConfig,
-    interval: Interval,
+    clock: Clock,
     ticks: u64,
-    lr: f64,
 }
 
 impl ConstantLr {
@@ -61,27 +60,25 @@ impl ConstantLr {
         in_range("factor", config.factor, 0.0, 1.0, true)?;
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ConstantLr {
-            lr: base_lr * config.factor,
+            clock: Clock {
+                interval,
+                lr: base_lr * config.factor,
+            },
             config,
-            interval,
             ticks: 0,
         })
     }
 }
 
 impl Ticking for ConstantLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
         self.ticks += 1;
         if self.ticks == self.config.total_iters {
-            self.lr *= 1.0 / self.config.factor;
+            self.clock.lr *= 1.0 / self.config.factor;
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{ConfigError, at_least_one, non_negative};
 use crate::observation::Interval;
-use crate::scheduler::Ticking;
+use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -35,10 +35,9 @@ pub struct CosineConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CosineAnnealing {
     config: CosineConfig,
-    interval: Interval,
+    clock: Clock,
     base_lr: f64,
     ticks: u64,
-    lr: f64,
 }
 
 impl CosineAnnealing {
@@ -49,33 +48,31 @@ impl CosineAnnealing {
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(CosineAnnealing {
             config,
-            interval,
             base_lr,
             ticks: 0,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         })
     }
 }
 
 impl Ticking for CosineAnnealing {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
         self.ticks += 1;
         let (t, t_max, eta_min) = (self.ticks, self.config.t_max, self.config.eta_min);
         // PyTorch's recursion; the first branch steps over the 0/0 at the trough.
-        self.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
-            self.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
+        self.clock.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
+            self.clock.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
         } else {
             (1.0 + (PI * t as f64 / t_max as f64).cos())
                 / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
-                * (self.lr - eta_min)
+                * (self.clock.lr - eta_min)
                 + eta_min
         };
     }
@@ -114,11 +111,10 @@ pub struct CosineWarmRestartsConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CosineWarmRestarts {
     config: CosineWarmRestartsConfig,
-    interval: Interval,
+    clock: Clock,
     base_lr: f64,
     t_cur: u64,
     t_i: u64,
-    lr: f64,
 }
 
 impl CosineWarmRestarts {
@@ -131,12 +127,14 @@ impl CosineWarmRestarts {
         let mut schedule = CosineWarmRestarts {
             t_i: config.t_0,
             config,
-            interval,
             base_lr,
             t_cur: 0,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         };
-        schedule.lr = schedule.cosine();
+        schedule.clock.lr = schedule.cosine();
         Ok(schedule)
     }
 
@@ -149,12 +147,8 @@ impl CosineWarmRestarts {
 }
 
 impl Ticking for CosineWarmRestarts {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
@@ -163,6 +157,6 @@ impl Ticking for CosineWarmRestarts {
             self.t_cur %= self.t_i;
             self.t_i = self.t_i.saturating_mul(self.config.t_mult);
         }
-        self.lr = self.cosine();
+        self.clock.lr = self.cosine();
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, in_range, non_negative};
 use crate::observation::Interval;
-use crate::scheduler::Ticking;
+use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
@@ -41,9 +41,8 @@ pub struct LinearConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinearLr {
     config: LinearConfig,
-    interval: Interval,
+    clock: Clock,
     ticks: u64,
-    lr: f64,
 }
 
 impl LinearLr {
@@ -53,21 +52,19 @@ impl LinearLr {
         in_range("end_factor", config.end_factor, 0.0, 1.0, false)?;
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(LinearLr {
-            lr: base_lr * config.start_factor,
+            clock: Clock {
+                interval,
+                lr: base_lr * config.start_factor,
+            },
             config,
-            interval,
             ticks: 0,
         })
     }
 }
 
 impl Ticking for LinearLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
@@ -75,7 +72,7 @@ impl Ticking for LinearLr {
         let c = &self.config;
         if self.ticks <= c.total_iters {
             let slope = c.end_factor - c.start_factor;
-            self.lr *= 1.0
+            self.clock.lr *= 1.0
                 + slope / (c.total_iters as f64 * c.start_factor + (self.ticks - 1) as f64 * slope);
         }
     }
@@ -107,9 +104,8 @@ pub struct PolynomialConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PolynomialLr {
     config: PolynomialConfig,
-    interval: Interval,
+    clock: Clock,
     ticks: u64,
-    lr: f64,
 }
 
 impl PolynomialLr {
@@ -119,20 +115,18 @@ impl PolynomialLr {
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(PolynomialLr {
             config,
-            interval,
             ticks: 0,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         })
     }
 }
 
 impl Ticking for PolynomialLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
@@ -140,7 +134,7 @@ impl Ticking for PolynomialLr {
         let (t, total) = (self.ticks as f64, self.config.total_iters as f64);
         if self.ticks <= self.config.total_iters {
             let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.config.power);
-            self.lr *= decay;
+            self.clock.lr *= decay;
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, at_least_one, ensure, in_range, positive};
 use crate::observation::Interval;
-use crate::scheduler::Ticking;
+use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -91,10 +91,9 @@ struct Phase {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OneCycle {
     config: OneCycleConfig,
-    interval: Interval,
+    clock: Clock,
     phases: Vec<Phase>,
     ticks: u64,
-    lr: f64,
 }
 
 impl OneCycle {
@@ -155,12 +154,14 @@ impl OneCycle {
         }
         let mut schedule = OneCycle {
             config,
-            interval,
             phases,
             ticks: 0,
-            lr: initial,
+            clock: Clock {
+                interval,
+                lr: initial,
+            },
         };
-        schedule.lr = schedule.at(0);
+        schedule.clock.lr = schedule.at(0);
         Ok(schedule)
     }
 
@@ -185,16 +186,12 @@ impl OneCycle {
 }
 
 impl Ticking for OneCycle {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
         self.ticks += 1;
-        self.lr = self.at(self.ticks);
+        self.clock.lr = self.at(self.ticks);
     }
 }

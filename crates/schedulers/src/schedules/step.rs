@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, at_least_one, ensure, positive};
 use crate::observation::Interval;
-use crate::scheduler::Ticking;
+use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
@@ -36,9 +36,8 @@ pub struct StepConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepLr {
     config: StepConfig,
-    interval: Interval,
+    clock: Clock,
     ticks: u64,
-    lr: f64,
 }
 
 impl StepLr {
@@ -49,26 +48,24 @@ impl StepLr {
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(StepLr {
             config,
-            interval,
             ticks: 0,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         })
     }
 }
 
 impl Ticking for StepLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
         self.ticks += 1;
         if self.ticks % self.config.step_size == 0 {
-            self.lr *= self.config.gamma;
+            self.clock.lr *= self.config.gamma;
         }
     }
 }
@@ -97,11 +94,10 @@ pub struct MultiStepConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MultiStepLr {
     config: MultiStepConfig,
-    interval: Interval,
+    clock: Clock,
     ticks: u64,
     /// Index of the next milestone not yet reached.
     next: usize,
-    lr: f64,
 }
 
 /// Checks that milestones are strictly increasing and start at 1 or later.
@@ -126,28 +122,26 @@ impl MultiStepLr {
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(MultiStepLr {
             config,
-            interval,
             ticks: 0,
             next: 0,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         })
     }
 }
 
 impl Ticking for MultiStepLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
         self.ticks += 1;
         if self.config.milestones.get(self.next) == Some(&self.ticks) {
             self.next += 1;
-            self.lr *= self.config.gamma;
+            self.clock.lr *= self.config.gamma;
         }
     }
 }
@@ -173,8 +167,7 @@ pub struct ExponentialConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExponentialLr {
     config: ExponentialConfig,
-    interval: Interval,
-    lr: f64,
+    clock: Clock,
 }
 
 impl ExponentialLr {
@@ -184,22 +177,20 @@ impl ExponentialLr {
         let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ExponentialLr {
             config,
-            interval,
-            lr: base_lr,
+            clock: Clock {
+                interval,
+                lr: base_lr,
+            },
         })
     }
 }
 
 impl Ticking for ExponentialLr {
-    fn clock(&self) -> Interval {
-        self.interval
-    }
-
-    fn rate(&self) -> f64 {
-        self.lr
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn tick(&mut self) {
-        self.lr *= self.config.gamma;
+        self.clock.lr *= self.config.gamma;
     }
 }
