@@ -75,10 +75,13 @@ pub fn run(args: &Args) -> Result<()> {
             test: args.limit_test,
         },
     };
+    let mut source = match args.dataset {
+        Dataset::Cifar10 => Source::cifar10(),
+        Dataset::Imdb => Source::imdb(),
+    };
+    source.repo = source.repo.at(&args.revision);
     let summary = match args.dataset {
         Dataset::Cifar10 => {
-            let mut source = Source::cifar10();
-            source.repo = source.repo.at(&args.revision);
             progress(
                 started,
                 &format!("loading {} (decoding PNGs) …", source.repo.id),
@@ -96,8 +99,6 @@ pub fn run(args: &Args) -> Result<()> {
             })
         }
         Dataset::Imdb => {
-            let mut source = Source::imdb();
-            source.repo = source.repo.at(&args.revision);
             progress(started, &format!("loading {} …", source.repo.id));
             let splits = load_imdb(&hub, &source, &config)?;
             progress(

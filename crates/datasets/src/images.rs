@@ -63,7 +63,7 @@ impl Images {
 }
 
 /// Decodes one 32×32 RGB PNG into `out` with the general decoder.
-pub(crate) fn decode_png(bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
+fn decode_png(bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
     let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(|e| format!("corrupt PNG: {e}"))?;
     let (width, height) = decoder.dimensions();
     let color = decoder.color_type();

@@ -73,31 +73,18 @@ fn load<T>(
     let test_path = hub.file(&source.repo, &source.test_file)?;
     let (train_file, test_file) = (read(&train_path)?, read(&test_path)?);
     let (train, val) = split::carve(labels(&train_file), classes, config);
-    let test_labels = labels(&test_file);
-    let test = split::limit(
-        test_labels,
-        classes,
-        (0..test_labels.len()).collect(),
-        config.limit.test,
-        config.seed,
-        2,
-    );
-    for (name, indices, path) in [
-        ("train", &train, &train_path),
-        ("val", &val, &train_path),
-        ("test", &test, &test_path),
+    let test = split::test(labels(&test_file), classes, config);
+    for (name, indices, path, file) in [
+        ("train", &train, &train_path, &train_file),
+        ("val", &val, &train_path, &train_file),
+        ("test", &test, &test_path, &test_file),
     ] {
         if indices.is_empty() {
             return Err(DataError::file(
                 path,
                 format!(
                     "empty {name} split ({} rows in the file, val_fraction {}, limits {:?})",
-                    labels(if name == "test" {
-                        &test_file
-                    } else {
-                        &train_file
-                    })
-                    .len(),
+                    labels(file).len(),
                     config.val_fraction,
                     config.limit
                 ),

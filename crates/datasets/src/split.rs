@@ -126,8 +126,15 @@ pub(crate) fn carve(
     )
 }
 
+/// The indices of the test split in the test file: all of them, or a stratified subset when
+/// limited.
+pub(crate) fn test(labels: &[u8], classes: usize, config: &SplitConfig) -> Vec<usize> {
+    let all = (0..labels.len()).collect();
+    limit(labels, classes, all, config.limit.test, config.seed, 2)
+}
+
 /// A stratified subset of `indices` of at most `cap` examples (split `which` of three).
-pub(crate) fn limit(
+fn limit(
     labels: &[u8],
     classes: usize,
     indices: Vec<usize>,

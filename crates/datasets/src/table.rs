@@ -15,9 +15,9 @@ pub(crate) struct Table {
 impl Table {
     /// Reads the `columns` of `path`; a missing column is an error that lists those present.
     pub fn read(path: &Path, columns: &[&str]) -> Result<Table> {
-        let open =
-            || File::open(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")));
-        let mut reader = ParquetReader::new(open()?);
+        let file =
+            File::open(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
+        let mut reader = ParquetReader::new(file);
         let schema = reader
             .schema()
             .map_err(|e| DataError::file(path, format!("not a readable parquet file: {e}")))?;
@@ -30,7 +30,7 @@ impl Table {
                 ));
             }
         }
-        let frame = ParquetReader::new(open()?)
+        let frame = reader
             .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
             .finish()
             .map_err(|e| DataError::file(path, format!("cannot read: {e}")))?;
