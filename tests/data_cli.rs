@@ -1,32 +1,13 @@
 //! `cargo xtask data` end to end on the real samples of `../shared/hf-cache`, offline, against
 //! statistics computed in Python (`crates/datasets/scripts/python_reference.py`).
 
+mod common;
+
 use serde_json::Value;
-use std::process::{Command, Output};
 
-fn shared_home() -> String {
-    format!("{}/../../shared/hf-cache", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("data")
-        .args(args)
-        .env("HF_HOME", shared_home())
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("HF_HUB_CACHE")
-        .output()
-        .unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let output = xtask(args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+/// `cargo xtask data <args>`'s JSON.
+fn data(args: &[&str]) -> Value {
+    common::json(&[&["data"], args].concat())
 }
 
 fn reference() -> Value {
@@ -43,7 +24,7 @@ fn close(a: &Value, b: &Value, tolerance: f64) -> bool {
 
 #[test]
 fn cifar10_summary() {
-    let summary = json(&["cifar10", "--json"]);
+    let summary = data(&["cifar10", "--json"]);
     assert_eq!(summary["dataset"], "cifar10");
     for (split, n, per_class) in [("train", 1800, 180), ("val", 200, 20), ("test", 500, 50)] {
         assert_eq!(summary["splits"][split]["n"], n, "{split}");
@@ -61,19 +42,17 @@ fn cifar10_summary() {
             );
         }
     }
-    let other = json(&["cifar10", "--json", "--val-fraction", "0.2", "--seed", "3"]);
+    let other = data(&["cifar10", "--json", "--val-fraction", "0.2", "--seed", "3"]);
     assert_eq!(other["splits"]["val"]["n"], 400);
-    assert!(
-        !xtask(&["cifar10"]).stdout.is_empty(),
-        "a table without --json"
-    );
+    let table = common::xtask(&["data", "cifar10"]);
+    assert!(!table.stdout.is_empty(), "a table without --json");
 }
 
 #[test]
 fn imdb_summary() {
     let reference = &reference()["imdb"];
     let checkpoint = reference["checkpoint"].as_str().unwrap();
-    let summary = json(&["imdb", "--json", "--checkpoint", checkpoint]);
+    let summary = data(&["imdb", "--json", "--checkpoint", checkpoint]);
     assert_eq!(summary["dataset"], "imdb");
     assert_eq!(
         summary["splits"]["train"]["label_counts"],
@@ -102,9 +81,7 @@ fn imdb_summary() {
 
 #[test]
 fn a_checkpoint_missing_offline_is_named() {
-    let output = xtask(&["imdb", "--json"]);
-    assert!(!output.status.success());
-    let err = String::from_utf8(output.stderr).unwrap();
+    let err = common::failure(&["data", "imdb", "--json"]);
     assert!(
         err.contains("model google-bert/bert-base-uncased")
             && err.contains("`tokenizer.json` is not in the Hub cache")

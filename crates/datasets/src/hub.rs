@@ -79,6 +79,16 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A Hub that reads the cache folder `cache` (`…/hub`) and never the network.
+    pub fn offline(cache: PathBuf) -> Self {
+        Hub {
+            cache,
+            offline: true,
+            endpoint: None,
+            token: None,
+        }
+    }
+
     /// Reads `HF_HOME`, `HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE` as
     /// `huggingface_hub` does: the cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
     /// `~/.cache/huggingface/hub`; offline when `HF_HUB_OFFLINE` is `1`, `true`, `yes` or `on`;

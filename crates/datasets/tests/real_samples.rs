@@ -13,12 +13,7 @@ fn hub() -> Hub {
         "the shared Hub cache is missing at {}",
         cache.display()
     );
-    Hub {
-        cache,
-        offline: true,
-        endpoint: None,
-        token: None,
-    }
+    Hub::offline(cache)
 }
 
 fn reference() -> Value {
