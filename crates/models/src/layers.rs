@@ -1,0 +1,319 @@
+//! Layers that must train: candle-nn's fused layer norm and softmax record no backward pass, its
+//! batch norm keeps no `num_batches_tracked`, and the CPU random generator cannot be seeded, so
+//! these are built here from differentiable primitives, with seeded dropout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use candle_core::{D, Result, Tensor, Var};
+use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::error;
+use crate::params::{Builder, Init};
+
+/// A linear layer `y = x Wᵀ + b` with PyTorch's default initialisation
+/// (uniform on ±1/√fan_in for weight and bias), or `weight_init` and a zero bias.
+pub(crate) fn linear(
+    b: &mut Builder,
+    name: &str,
+    (fan_in, fan_out): (usize, usize),
+    weight_init: Option<Init>,
+    hint: &str,
+) -> error::Result<Linear> {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let (weight_init, bias_init) = match weight_init {
+        Some(init) => (init, Init::Constant(0.0)),
+        None => (Init::Uniform(bound), Init::Uniform(bound)),
+    };
+    let weight = b.trainable(
+        &format!("{name}.weight"),
+        &[fan_out, fan_in],
+        weight_init,
+        hint,
+    )?;
+    let bias = b.trainable(&format!("{name}.bias"), &[fan_out], bias_init, hint)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// A bias-free square convolution, He-initialised for ReLU on fan-out as torchvision's ResNet is.
+pub(crate) fn conv2d(
+    b: &mut Builder,
+    name: &str,
+    (channels_in, channels_out): (usize, usize),
+    kernel: usize,
+    config: Conv2dConfig,
+    hint: &str,
+) -> error::Result<Conv2d> {
+    let fan_out = channels_out * kernel * kernel;
+    let init = Init::Normal((2.0 / fan_out as f64).sqrt());
+    let shape = [channels_out, channels_in, kernel, kernel];
+    let weight = b.trainable(&format!("{name}.weight"), &shape, init, hint)?;
+    Ok(Conv2d::new(weight, None, config))
+}
+
+/// Layer normalisation over the last dimension, differentiable in every input.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// `name.weight` (ones) and `name.bias` (zeros) of size `features`.
+    pub fn new(
+        b: &mut Builder,
+        name: &str,
+        features: usize,
+        eps: f64,
+        hint: &str,
+    ) -> error::Result<Self> {
+        let weight = b.trainable(
+            &format!("{name}.weight"),
+            &[features],
+            Init::Constant(1.0),
+            hint,
+        )?;
+        let bias = b.trainable(
+            &format!("{name}.bias"),
+            &[features],
+            Init::Constant(0.0),
+            hint,
+        )?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    /// `(x − mean) / √(var + eps) · weight + bias`, with the biased variance, as PyTorch.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred
+            .broadcast_div(&(variance + self.eps)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// Batch normalisation over `(N, C, H, W)` with PyTorch's semantics: batch statistics in
+/// training (biased for normalising, unbiased for the running variance), running statistics in
+/// evaluation, `momentum` weighting the newest batch.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    num_batches_tracked: Arc<AtomicI64>,
+    momentum: f64,
+    eps: f64,
+}
+
+impl BatchNorm2d {
+    /// PyTorch's defaults: momentum 0.1, eps 1e-5.
+    pub const MOMENTUM: f64 = 0.1;
+    /// See [`Self::MOMENTUM`].
+    pub const EPS: f64 = 1e-5;
+
+    /// The five tensors of torchvision's `BatchNorm2d` under `name`.
+    pub fn new(b: &mut Builder, name: &str, channels: usize, hint: &str) -> error::Result<Self> {
+        let shape = [channels];
+        Ok(Self {
+            weight: b.trainable(&format!("{name}.weight"), &shape, Init::Constant(1.0), hint)?,
+            bias: b.trainable(&format!("{name}.bias"), &shape, Init::Constant(0.0), hint)?,
+            running_mean: b.buffer(
+                &format!("{name}.running_mean"),
+                &shape,
+                Init::Constant(0.0),
+                hint,
+            )?,
+            running_var: b.buffer(
+                &format!("{name}.running_var"),
+                &shape,
+                Init::Constant(1.0),
+                hint,
+            )?,
+            num_batches_tracked: b.counter(&format!("{name}.num_batches_tracked"), hint)?,
+            momentum: Self::MOMENTUM,
+            eps: Self::EPS,
+        })
+    }
+
+    /// Normalises `x`; in training, also moves the running statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let channels = (1, self.weight.elem_count(), 1, 1);
+        let weight = self.weight.reshape(channels)?;
+        let bias = self.bias.reshape(channels)?;
+        if !train {
+            let scale =
+                weight.broadcast_div(&(self.running_var.reshape(channels)? + self.eps)?.sqrt()?)?;
+            let shift =
+                bias.broadcast_sub(&self.running_mean.reshape(channels)?.broadcast_mul(&scale)?)?;
+            return x.broadcast_mul(&scale)?.broadcast_add(&shift);
+        }
+        let (n, _, h, w) = x.dims4()?;
+        // One dimension at a time, the contiguous one first: candle reduces a last dimension
+        // far faster than several strided ones at once.
+        let channel_mean = |t: &Tensor| t.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(0);
+        let mean = channel_mean(x)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let variance = channel_mean(&centred.sqr()?)?;
+        let count = (n * h * w) as f64;
+        let m = self.momentum;
+        let new_mean =
+            ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
+        let unbiased = m * count / (count - 1.0).max(1.0);
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))?
+            + (variance.detach().flatten_all()? * unbiased)?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)?;
+        self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
+        centred
+            .broadcast_div(&(variance + self.eps)?.sqrt()?)?
+            .broadcast_mul(&weight)?
+            .broadcast_add(&bias)
+    }
+}
+
+/// Softmax over the last dimension, differentiable (the shift by the maximum is a constant).
+pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let exp = shifted.exp()?;
+    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
+}
+
+/// The random stream of a model's dropout layers: each mask is a pure function of the seed,
+/// the stream (set once per training step) and the mask's rank within the step, so a run
+/// resumed at step `s` draws the masks an uninterrupted run drew.
+#[derive(Debug)]
+pub(crate) struct DropoutRng {
+    seed: u64,
+    stream: AtomicU64,
+    draws: AtomicU64,
+}
+
+/// Elements per independently seeded block of a mask (so that blocks fill in parallel).
+const MASK_BLOCK: usize = 1 << 16;
+
+impl DropoutRng {
+    /// A stream seeded by `seed`, at stream 0.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            stream: AtomicU64::new(0),
+            draws: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts stream `stream` (for instance the optimizer step about to run).
+    pub fn set_stream(&self, stream: u64) {
+        self.stream.store(stream, Ordering::Relaxed);
+        self.draws.store(0, Ordering::Relaxed);
+    }
+
+    /// A keep-mask of `shape` with zeros at probability `p` and `1/(1 − p)` elsewhere.
+    fn mask(&self, like: &Tensor, p: f64) -> Result<Tensor> {
+        let draw = self.draws.fetch_add(1, Ordering::Relaxed);
+        let key = mix(mix(self.seed, self.stream.load(Ordering::Relaxed)), draw);
+        let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+        let mut keep = vec![0u8; like.elem_count()];
+        keep.par_chunks_mut(MASK_BLOCK)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(key, block as u64));
+                for k in out {
+                    *k = u8::from(rng.next_u32() >= threshold);
+                }
+            });
+        let keep = Tensor::from_vec(keep, like.shape(), like.device())?;
+        keep.to_dtype(like.dtype())? * (1.0 / (1.0 - p))
+    }
+}
+
+/// SplitMix64 of `a` combined with `b`: independent-looking keys from counters.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Inverted dropout with probability `p`, drawing from a shared [`DropoutRng`]; the identity in
+/// evaluation or when `p` is 0.
+#[derive(Clone, Debug)]
+pub(crate) struct Dropout {
+    p: f64,
+    rng: Arc<DropoutRng>,
+}
+
+impl Dropout {
+    /// Dropout at probability `p`.
+    pub fn new(p: f64, rng: &Arc<DropoutRng>) -> Self {
+        Self {
+            p,
+            rng: rng.clone(),
+        }
+    }
+
+    /// `x` with each element zeroed at probability `p` and the rest scaled by `1/(1 − p)`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        if self.p >= 1.0 {
+            return x.zeros_like();
+        }
+        x.mul(&self.rng.mask(x, self.p)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn dropped_fraction(rng: &DropoutRng, shape: &[usize], p: f64) -> Result<(Tensor, f64)> {
+        let like = Tensor::zeros(shape, DType::F32, &Device::Cpu)?;
+        let mask = rng.mask(&like, p)?;
+        let zeros = mask
+            .eq(0.0)?
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        Ok((mask, zeros / like.elem_count() as f64))
+    }
+
+    #[test]
+    fn masks_drop_at_the_rate_asked_and_scale_the_rest() -> Result<()> {
+        let rng = DropoutRng::new(7);
+        for p in [0.1, 0.5, 0.9] {
+            let (mask, dropped) = dropped_fraction(&rng, &[1000, 300], p)?;
+            assert!((dropped - p).abs() < 0.005, "p = {p}: dropped {dropped}");
+            let kept_value = mask.max_all()?.to_scalar::<f32>()?;
+            assert!((f64::from(kept_value) - 1.0 / (1.0 - p)).abs() < 1e-6);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn masks_repeat_for_the_same_seed_stream_and_rank_only() -> Result<()> {
+        let draw = |seed, stream, skip| -> Result<Vec<f32>> {
+            let rng = DropoutRng::new(seed);
+            rng.set_stream(stream);
+            for _ in 0..skip {
+                dropped_fraction(&rng, &[10], 0.5)?;
+            }
+            dropped_fraction(&rng, &[200_000], 0.5)?.0.to_vec1()
+        };
+        let base = draw(1, 5, 1)?;
+        assert_eq!(base, draw(1, 5, 1)?);
+        assert_ne!(base, draw(2, 5, 1)?);
+        assert_ne!(base, draw(1, 6, 1)?);
+        assert_ne!(base, draw(1, 5, 0)?);
+        // Blocks of one mask are independent streams, not copies.
+        assert_ne!(base[..MASK_BLOCK], base[MASK_BLOCK..2 * MASK_BLOCK]);
+        Ok(())
+    }
+}
