@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod data;
+mod evaluate;
 mod schedule;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Load CIFAR-10 or IMDB as a run would (Hub cache, splits, tokens) and summarise it.
     Data(data::Args),
+    /// Loss and accuracy of saved weights on a split (evaluation mode), as JSON.
+    Evaluate(evaluate::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
     Schedule(schedule::Args),
 }
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
         Command::Schedule(args) => schedule::run(&args),
     };
     match result {
