@@ -24,10 +24,12 @@ mod bert;
 mod checkpoint;
 mod error;
 mod layers;
+mod network;
 mod params;
 mod resnet;
 
 pub use bert::{BertClassifier, BertConfig, LoadReport};
 pub use error::{ModelError, Result};
+pub use network::Network;
 pub use params::Parameters;
 pub use resnet::{ResNet18, ResNetConfig};

@@ -2,7 +2,7 @@
 //! running statistics) and counters (`num_batches_tracked`), and how they are created — from a
 //! checkpoint, or fresh from a seed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -57,6 +57,40 @@ impl Parameters {
                 message: format!("cannot serialise the model: {e}"),
             }
         })
+    }
+
+    /// Sets every tensor to its value in the safetensors file `path` (one this model saved, with
+    /// [`Self::to_safetensors`]): every name must be present with its shape.
+    pub fn restore(&self, path: &Path) -> Result<()> {
+        let mut checkpoint = Checkpoint::read(&[path], |name| Some(name.to_owned()))?;
+        let mut take = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let found = checkpoint
+                .take(name)
+                .ok_or_else(|| ModelError::MissingTensor {
+                    files: vec![path.to_owned()],
+                    name: name.to_owned(),
+                    hint: "the file was saved by another model".into(),
+                })?;
+            if found.tensor.dims() != shape {
+                return Err(ModelError::ShapeMismatch {
+                    file: found.file,
+                    name: found.original_name,
+                    expected: shape.to_vec(),
+                    found: found.tensor.dims().to_vec(),
+                    hint: "the file was saved by another model".into(),
+                });
+            }
+            Ok(found.tensor)
+        };
+        for (name, var) in self.trainable.iter().chain(&self.buffers) {
+            let value = take(name, var.dims())?;
+            var.set(&value.to_dtype(var.dtype())?.to_device(var.device())?)?;
+        }
+        for (name, count) in &self.counters {
+            let value = take(name, &[])?.to_dtype(DType::I64)?.to_scalar::<i64>()?;
+            count.store(value, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The number of named tensors.
