@@ -1,0 +1,64 @@
+//! Errors of a training run, each naming the file or setting at fault.
+
+use std::path::PathBuf;
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A model could not be saved or restored.
+    #[error(transparent)]
+    Model(Box<lrlab_models::ModelError>),
+    /// Data could not be loaded.
+    #[error(transparent)]
+    Data(Box<lrlab_datasets::DataError>),
+    /// A file of the run directory could not be read or written.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A checkpoint does not fit the run.
+    #[error("checkpoint: {message}")]
+    Checkpoint {
+        /// What does not fit.
+        message: String,
+    },
+    /// A setting cannot work.
+    #[error("`{field}`: {message}")]
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What was expected and what was found.
+        message: String,
+    },
+}
+
+impl From<lrlab_models::ModelError> for TrainError {
+    fn from(error: lrlab_models::ModelError) -> Self {
+        TrainError::Model(Box::new(error))
+    }
+}
+
+impl From<lrlab_datasets::DataError> for TrainError {
+    fn from(error: lrlab_datasets::DataError) -> Self {
+        TrainError::Data(Box::new(error))
+    }
+}
+
+impl TrainError {
+    /// A file error with its path.
+    pub(crate) fn file(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        TrainError::File {
+            path: path.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The result of training operations.
+pub type Result<T> = std::result::Result<T, TrainError>;

@@ -1,0 +1,249 @@
+//! Adam and AdamW with PyTorch's update, state that checkpoints, and the hypergradient signal.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which Adam.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.Adam`: weight decay added to the gradient (coupled L2).
+    Adam,
+    /// `torch.optim.AdamW`: weight decay applied to the weights, apart from the gradient.
+    Adamw,
+}
+
+/// An optimizer's settings (the `[optimizer]` table of an experiment).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// `adam` or `adamw`.
+    pub kind: OptimizerKind,
+    /// The base learning rate, from which the scheduler starts.
+    pub lr: f64,
+    /// Weight decay (L2 for `adam`, decoupled for `adamw`).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Decay rates of the first and second moments.
+    #[serde(default = "default_betas")]
+    pub betas: (f64, f64),
+    /// Added to the root of the second moment.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+}
+
+fn default_betas() -> (f64, f64) {
+    (0.9, 0.999)
+}
+
+fn default_eps() -> f64 {
+    1e-8
+}
+
+impl OptimizerConfig {
+    /// The published plan: Adam, lr 1e-3, weight decay 1e-4, PyTorch's betas and eps.
+    pub fn plan() -> Self {
+        Self {
+            kind: OptimizerKind::Adam,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            betas: default_betas(),
+            eps: default_eps(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let (b1, b2) = self.betas;
+        let fail =
+            |field: &'static str, message: String| Err(TrainError::Config { field, message });
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return fail(
+                "optimizer.lr",
+                format!("{} must be a positive number", self.lr),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return fail(
+                "optimizer.weight_decay",
+                format!("{} must be ≥ 0", self.weight_decay),
+            );
+        }
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return fail(
+                "optimizer.betas",
+                format!("({b1}, {b2}): each must be in [0, 1)"),
+            );
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return fail("optimizer.eps", format!("{} must be positive", self.eps));
+        }
+        Ok(())
+    }
+}
+
+/// One parameter with its moments and the direction of its last update.
+struct Slot {
+    name: String,
+    var: Var,
+    m: Tensor,
+    v: Tensor,
+    direction: Option<Tensor>,
+}
+
+/// Adam or AdamW over named parameters, computed as PyTorch's single-tensor implementation
+/// (`step_size = lr / (1 − β₁ᵗ)`, `denom = √v / √(1 − β₂ᵗ) + ε`).
+pub struct Adam {
+    config: OptimizerConfig,
+    slots: Vec<Slot>,
+    steps: u64,
+    track_direction: bool,
+}
+
+impl Adam {
+    /// An optimizer for `parameters` with zero moments; `track_direction` keeps each update's
+    /// direction so that [`Self::step`] can return ⟨g_t, d_{t−1}⟩ (for the hypergradient
+    /// scheduler; it costs one more copy of the parameters).
+    pub fn new(
+        config: OptimizerConfig,
+        parameters: &[(String, Var)],
+        track_direction: bool,
+    ) -> Result<Self> {
+        config.check()?;
+        let slots = parameters
+            .iter()
+            .map(|(name, var)| {
+                Ok(Slot {
+                    name: name.clone(),
+                    var: var.clone(),
+                    m: var.zeros_like()?,
+                    v: var.zeros_like()?,
+                    direction: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            config,
+            slots,
+            steps: 0,
+            track_direction,
+        })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Updates every parameter that has a gradient in `grads` with learning rate `lr`. Returns
+    /// ⟨g_t, d_{t−1}⟩ over all parameters when directions are tracked and a previous step
+    /// exists, where `g_t` is the gradient the update uses (with the L2 term for `adam`) and
+    /// `d` the direction stepped along (`θ ← θ − lr·d`).
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<Option<f64>> {
+        self.steps += 1;
+        let OptimizerConfig {
+            kind,
+            weight_decay,
+            betas: (b1, b2),
+            eps,
+            ..
+        } = self.config;
+        let t = self.steps as i32;
+        let step_size = lr / (1.0 - b1.powi(t));
+        let root_correction = (1.0 - b2.powi(t)).sqrt();
+        let mut dot: Option<Tensor> = None;
+        for slot in &mut self.slots {
+            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
+            let theta = slot.var.as_tensor().detach();
+            let grad = match kind {
+                OptimizerKind::Adam if weight_decay != 0.0 => (grad + (&theta * weight_decay)?)?,
+                _ => grad.clone(),
+            };
+            if let Some(previous) = &slot.direction {
+                let term = (&grad * previous)?.sum_all()?;
+                dot = Some(match dot {
+                    Some(sum) => (sum + term)?,
+                    None => term,
+                });
+            }
+            slot.m = ((&slot.m * b1)? + (&grad * (1.0 - b1))?)?;
+            slot.v = ((&slot.v * b2)? + (grad.sqr()? * (1.0 - b2))?)?;
+            let denom = ((slot.v.sqrt()? / root_correction)? + eps)?;
+            let update = (&slot.m / denom)?;
+            let decayed = match kind {
+                OptimizerKind::Adamw if weight_decay != 0.0 => {
+                    (&theta * (1.0 - lr * weight_decay))?
+                }
+                _ => theta.clone(),
+            };
+            if self.track_direction {
+                // θ_t = θ_{t−1} − lr·d with d = update / (1 − β₁ᵗ) (+ wd·θ_{t−1} for AdamW);
+                // computed before the update, since `theta` shares the parameter's storage.
+                let direction = (&update / (1.0 - b1.powi(t)))?;
+                slot.direction = Some(match kind {
+                    OptimizerKind::Adamw => (direction + (&theta * weight_decay)?)?,
+                    OptimizerKind::Adam => direction,
+                });
+            }
+            slot.var.set(&(decayed - (&update * step_size)?)?)?;
+        }
+        match dot {
+            Some(dot) => Ok(Some(
+                dot.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The moments (and directions) by name, `m.NAME`, `v.NAME`, `d.NAME`, on the CPU.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut state = Vec::with_capacity(3 * self.slots.len());
+        for slot in &self.slots {
+            state.push((format!("m.{}", slot.name), slot.m.to_device(&Device::Cpu)?));
+            state.push((format!("v.{}", slot.name), slot.v.to_device(&Device::Cpu)?));
+            if let Some(d) = &slot.direction {
+                state.push((format!("d.{}", slot.name), d.to_device(&Device::Cpu)?));
+            }
+        }
+        Ok(state)
+    }
+
+    /// Restores moments, directions and the step count saved by [`Self::state`].
+    pub fn restore(&mut self, mut state: HashMap<String, Tensor>, steps: u64) -> Result<()> {
+        for slot in &mut self.slots {
+            let device = slot.var.device().clone();
+            let direction = format!("d.{}", slot.name);
+            let has_direction = state.contains_key(&direction);
+            let mut take = |key: String| -> Result<Tensor> {
+                let t = state.remove(&key).ok_or_else(|| TrainError::Checkpoint {
+                    message: format!("the optimizer state has no `{key}`"),
+                })?;
+                if t.dims() != slot.var.dims() {
+                    return Err(TrainError::Checkpoint {
+                        message: format!(
+                            "`{key}` has shape {:?}, the parameter {:?}",
+                            t.dims(),
+                            slot.var.dims()
+                        ),
+                    });
+                }
+                Ok(t.to_device(&device)?)
+            };
+            slot.m = take(format!("m.{}", slot.name))?;
+            slot.v = take(format!("v.{}", slot.name))?;
+            slot.direction = if has_direction {
+                Some(take(direction)?)
+            } else {
+                None
+            };
+        }
+        self.steps = steps;
+        Ok(())
+    }
+}

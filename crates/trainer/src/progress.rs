@@ -1,0 +1,85 @@
+//! Progress of a run: a bar per epoch on a terminal, one line per epoch otherwise (CI logs).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::run_dir::EpochRow;
+
+/// How a run shows its progress on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Progress {
+    /// A bar when stderr is a terminal, a line per epoch otherwise.
+    #[default]
+    Auto,
+    /// Nothing.
+    Quiet,
+}
+
+/// The display of one epoch.
+pub(crate) struct EpochProgress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    loss_sum: f64,
+    steps: u64,
+}
+
+impl Progress {
+    /// Starts showing epoch `epoch` of `epochs`, which has `steps` steps.
+    pub(crate) fn epoch(self, epoch: u64, epochs: u64, steps: usize) -> EpochProgress {
+        let terminal = self == Progress::Auto && std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(steps as u64);
+            let style = ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar
+        });
+        EpochProgress {
+            bar,
+            lines: self == Progress::Auto && !terminal,
+            loss_sum: 0.0,
+            steps: 0,
+        }
+    }
+}
+
+impl EpochProgress {
+    /// A step finished with batch loss `loss` at rate `lr`.
+    pub(crate) fn step(&mut self, loss: f64, lr: f64) {
+        self.loss_sum += loss;
+        self.steps += 1;
+        if let Some(bar) = &self.bar {
+            let mean = self.loss_sum / self.steps as f64;
+            bar.set_message(format!("loss {mean:.4} lr {lr:.3e}"));
+            bar.inc(1);
+        }
+    }
+
+    /// The epoch finished with `row`.
+    pub(crate) fn finish(self, row: &EpochRow) {
+        let line = format!(
+            "epoch {:>3}: lr {:.3e}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}{}  {:.1} s",
+            row.epoch,
+            row.lr,
+            row.train_loss,
+            row.train_acc,
+            row.val_loss,
+            row.val_acc,
+            match (row.test_loss, row.test_acc) {
+                (Some(l), Some(a)) => format!("  test loss {l:.4} acc {a:.4}"),
+                _ => String::new(),
+            },
+            row.epoch_seconds,
+        );
+        match self.bar {
+            Some(bar) => bar.finish_with_message(line),
+            None if self.lines => eprintln!("{line}"),
+            None => {}
+        }
+    }
+}
