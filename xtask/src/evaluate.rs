@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_core::Device;
 use lrlab_datasets::{
-    Batch, DEFAULT_CHECKPOINT, Examples, Hub, IMDB_CLASSES, RepoRef, Source, SplitConfig, Splits,
-    load_cifar10, load_imdb, text_encoder,
+    DEFAULT_CHECKPOINT, Hub, IMDB_CLASSES, RepoRef, Source, SplitConfig, Splits, load_cifar10,
+    load_imdb, text_encoder,
 };
 use lrlab_models::{BertClassifier, BertConfig, ResNet18};
+use lrlab_trainer::{Score, evaluate};
 use serde_json::json;
 
 use crate::data::Dataset;
@@ -70,15 +71,13 @@ pub fn run(args: &Args) -> Result<()> {
         ..SplitConfig::default()
     };
     let weights = &args.weights;
-    let (loss, correct, n) = match args.dataset {
+    let score = match args.dataset {
         Dataset::Cifar10 => {
             let model = ResNet18::load(&[weights], &device)
                 .with_context(|| format!("loading the ResNet-18 weights {}", weights.display()))?;
             let splits = load_cifar10(&hub, &Source::cifar10(), &split)?;
             let images = pick(&splits, args.split);
-            score(images, args, &device, |batch| {
-                model.forward_t(&batch.inputs, false)
-            })?
+            evaluate(&model, images, args.limit, args.batch_size, &device)?
         }
         Dataset::Imdb => {
             let repo = RepoRef::model(&args.checkpoint);
@@ -99,12 +98,10 @@ pub fn run(args: &Args) -> Result<()> {
             let splits = load_imdb(&hub, &Source::imdb(), &split)?;
             let encoder = text_encoder(&hub, &repo, args.max_len)?;
             let tokens = encoder.encode(pick(&splits, args.split))?;
-            score(&tokens, args, &device, |batch| {
-                model.forward_masked(&batch.inputs, batch.attention_mask.as_ref(), false)
-            })?
+            evaluate(&model, &tokens, args.limit, args.batch_size, &device)?
         }
     };
-    let accuracy = correct as f64 / n.max(1) as f64;
+    let Score { loss, accuracy, n } = score;
     println!("{}", json!({ "loss": loss, "accuracy": accuracy, "n": n }));
     Ok(())
 }
@@ -114,25 +111,4 @@ fn pick<T>(splits: &Splits<T>, split: Split) -> &T {
         Split::Test => &splits.test,
         Split::Val => &splits.val,
     }
-}
-
-/// Mean cross-entropy, number correct and number of examples over the first `--limit` examples.
-fn score(
-    examples: &impl Examples,
-    args: &Args,
-    device: &Device,
-    logits: impl Fn(&Batch) -> candle_core::Result<Tensor>,
-) -> Result<(f64, usize, usize)> {
-    let n = args.limit.map_or(examples.len(), |l| l.min(examples.len()));
-    let (mut loss_sum, mut correct) = (0.0, 0usize);
-    let indices: Vec<usize> = (0..n).collect();
-    for chunk in indices.chunks(args.batch_size) {
-        let batch = examples.batch(chunk, None, device)?;
-        let logits = logits(&batch)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-        loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
-        let hits = logits.argmax(1)?.eq(&batch.labels)?.to_dtype(DType::U32)?;
-        correct += hits.sum_all()?.to_scalar::<u32>()? as usize;
-    }
-    Ok((loss_sum / n.max(1) as f64, correct, n))
 }
