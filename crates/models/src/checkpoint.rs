@@ -18,6 +18,22 @@ pub(crate) struct Found {
     pub original_name: String,
 }
 
+impl Found {
+    /// The tensor, when it has `shape`; a shape error naming the file otherwise.
+    pub(crate) fn with_shape(self, shape: &[usize], hint: &str) -> Result<Tensor> {
+        if self.tensor.dims() != shape {
+            return Err(ModelError::ShapeMismatch {
+                file: self.file,
+                name: self.original_name,
+                expected: shape.to_vec(),
+                found: self.tensor.dims().to_vec(),
+                hint: hint.to_owned(),
+            });
+        }
+        Ok(self.tensor)
+    }
+}
+
 /// The tensors of one or more safetensors files, by the model's names.
 pub(crate) struct Checkpoint {
     files: Vec<PathBuf>,

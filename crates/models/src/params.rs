@@ -63,24 +63,16 @@ impl Parameters {
     /// [`Self::to_safetensors`]): every name must be present with its shape.
     pub fn restore(&self, path: &Path) -> Result<()> {
         let mut checkpoint = Checkpoint::read(&[path], |name| Some(name.to_owned()))?;
+        let hint = "the file was saved by another model";
         let mut take = |name: &str, shape: &[usize]| -> Result<Tensor> {
             let found = checkpoint
                 .take(name)
                 .ok_or_else(|| ModelError::MissingTensor {
                     files: vec![path.to_owned()],
                     name: name.to_owned(),
-                    hint: "the file was saved by another model".into(),
+                    hint: hint.into(),
                 })?;
-            if found.tensor.dims() != shape {
-                return Err(ModelError::ShapeMismatch {
-                    file: found.file,
-                    name: found.original_name,
-                    expected: shape.to_vec(),
-                    found: found.tensor.dims().to_vec(),
-                    hint: "the file was saved by another model".into(),
-                });
-            }
-            Ok(found.tensor)
+            found.with_shape(shape, hint)
         };
         for (name, var) in self.trainable.iter().chain(&self.buffers) {
             let value = take(name, var.dims())?;
@@ -216,18 +208,9 @@ impl Builder {
             return Ok(None);
         };
         match checkpoint.take(name) {
-            Some(found) => {
-                if found.tensor.dims() != shape {
-                    return Err(ModelError::ShapeMismatch {
-                        file: found.file,
-                        name: found.original_name,
-                        expected: shape.to_vec(),
-                        found: found.tensor.dims().to_vec(),
-                        hint: hint.to_owned(),
-                    });
-                }
-                Ok(Some(found.tensor.to_device(&self.device)?))
-            }
+            Some(found) => Ok(Some(
+                found.with_shape(shape, hint)?.to_device(&self.device)?,
+            )),
             None if (self.fresh_allowed)(name) => {
                 self.fresh.push(name.to_owned());
                 Ok(None)

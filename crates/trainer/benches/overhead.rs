@@ -15,11 +15,7 @@ use lrlab_datasets::{
     Augment, Examples, Hub, Limits, Source, SplitConfig, epoch_batches, load_cifar10,
 };
 use lrlab_models::{ResNet18, ResNetConfig};
-use lrlab_trainer::{
-    Adam, Data, OptimizerConfig, Options, Progress, RunDir, RunLabel, TrainConfig, train,
-};
-
-const BATCH: usize = 32;
+use lrlab_trainer::{Adam, Data, Options, Progress, RunDir, RunLabel, TrainConfig, train};
 
 fn overhead(c: &mut Criterion) {
     let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/hf-cache/hub");
@@ -48,13 +44,8 @@ fn overhead(c: &mut Criterion) {
     let scheduler = toml::from_str("kind = \"plateau\"").unwrap();
     let config = TrainConfig {
         epochs: 1,
-        batch_size: BATCH,
-        eval_batch_size: 64,
-        seed: 0,
-        augment: true,
         keep_best: true,
-        optimizer: OptimizerConfig::plan(),
-        scheduler,
+        ..TrainConfig::plan(scheduler)
     };
     let mut group = c.benchmark_group("epoch_of_8_steps");
     group.sample_size(10);
@@ -68,7 +59,7 @@ fn overhead(c: &mut Criterion) {
             )
             .unwrap();
             let augment = Some(Augment { seed: 0, epoch: 1 });
-            for indices in epoch_batches(splits.train.len(), BATCH, 0, 1, true) {
+            for indices in epoch_batches(splits.train.len(), config.batch_size, 0, 1, true) {
                 let batch = splits.train.batch(&indices, augment, &device).unwrap();
                 let logits = model.forward_t(&batch.inputs, true).unwrap();
                 let loss = cross_entropy(&logits, &batch.labels).unwrap();
@@ -82,11 +73,7 @@ fn overhead(c: &mut Criterion) {
         config: serde_json::Value::Null,
         git_commit: None,
     };
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: Some(&splits.test),
-    };
+    let data = Data::from_splits(&splits, true);
     let options = Options {
         stop_after: None,
         progress: Progress::Quiet,

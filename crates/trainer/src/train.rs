@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::loss::cross_entropy;
-use lrlab_datasets::{Augment, Examples, epoch_batches};
+use lrlab_datasets::{Augment, Examples, Splits, epoch_batches};
 use lrlab_models::Network;
 use lrlab_schedulers::{
     AnyScheduler, EpochEnd, Observation, Scheduler, SchedulerConfig, Signal, StepEnd,
@@ -40,6 +40,23 @@ pub struct TrainConfig {
     pub scheduler: SchedulerConfig,
 }
 
+impl TrainConfig {
+    /// The published plan with `scheduler`: 50 epochs, batch 32, Adam at lr 1e-3 with weight
+    /// decay 1e-4, augmentation on, seed 0, evaluation in batches of 256, no best checkpoint.
+    pub fn plan(scheduler: SchedulerConfig) -> Self {
+        Self {
+            epochs: 50,
+            batch_size: 32,
+            eval_batch_size: 256,
+            seed: 0,
+            augment: true,
+            keep_best: false,
+            optimizer: OptimizerConfig::plan(),
+            scheduler,
+        }
+    }
+}
+
 /// The splits a run reads: it trains on `train`, decides on `val`, reports `test`.
 pub struct Data<'a, E> {
     /// Training examples.
@@ -48,6 +65,17 @@ pub struct Data<'a, E> {
     pub val: &'a E,
     /// Test examples, evaluated after every epoch for the report only.
     pub test: Option<&'a E>,
+}
+
+impl<'a, E> Data<'a, E> {
+    /// The three splits, the test split reported or not.
+    pub fn from_splits(splits: &'a Splits<E>, report_test: bool) -> Self {
+        Self {
+            train: &splits.train,
+            val: &splits.val,
+            test: report_test.then_some(&splits.test),
+        }
+    }
 }
 
 /// Who the run is, for `run.json`.

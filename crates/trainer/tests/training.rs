@@ -12,8 +12,7 @@ use lrlab_datasets::{
 use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
 use lrlab_schedulers::{EpochEnd, Observation, Scheduler, SchedulerConfig, StepEnd};
 use lrlab_trainer::{
-    Data, EpochRow, OptimizerConfig, Options, Progress, RunDir, RunLabel, Status, StepRow,
-    TrainConfig, train,
+    Data, EpochRow, Options, Progress, RunDir, RunLabel, Status, StepRow, TrainConfig, train,
 };
 
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -75,12 +74,8 @@ fn config(scheduler: SchedulerConfig, epochs: u64, batch_size: usize) -> TrainCo
     TrainConfig {
         epochs,
         batch_size,
-        eval_batch_size: 64,
-        seed: 0,
-        augment: true,
         keep_best: true,
-        optimizer: OptimizerConfig::plan(),
-        scheduler,
+        ..TrainConfig::plan(scheduler)
     }
 }
 
@@ -208,11 +203,7 @@ fn check_run<E: Examples>(
 #[test]
 fn every_scheduler_kind_trains_a_narrow_resnet_and_records_its_rates() {
     let splits = cifar();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: Some(&splits.test),
-    };
+    let data = Data::from_splits(&splits, true);
     let dir = tempfile::tempdir().unwrap();
     for scheduler in every_kind() {
         check_run(&resnet(), &data, &config(scheduler, 2, 16), dir.path());
@@ -222,11 +213,7 @@ fn every_scheduler_kind_trains_a_narrow_resnet_and_records_its_rates() {
 #[test]
 fn every_scheduler_kind_fine_tunes_minilm_and_records_its_rates() {
     let splits = imdb();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: Some(&splits.test),
-    };
+    let data = Data::from_splits(&splits, true);
     let dir = tempfile::tempdir().unwrap();
     for scheduler in every_kind() {
         check_run(&minilm(), &data, &config(scheduler, 2, 8), dir.path());
@@ -245,11 +232,7 @@ total_iters = 0"#,
 #[test]
 fn the_training_loss_falls() {
     let splits = cifar();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: None,
-    };
+    let data = Data::from_splits(&splits, false);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let config = TrainConfig {
@@ -352,11 +335,7 @@ fn assert_resume_is_exact<E: Examples, M: Network>(
 #[test]
 fn a_resumed_resnet_run_repeats_an_uninterrupted_one() {
     let splits = cifar();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: Some(&splits.test),
-    };
+    let data = Data::from_splits(&splits, true);
     let plateau = toml::from_str("kind = \"plateau\"\npatience = 0").unwrap();
     assert_resume_is_exact(resnet, &data, &config(plateau, 3, 16));
 }
@@ -364,11 +343,7 @@ fn a_resumed_resnet_run_repeats_an_uninterrupted_one() {
 #[test]
 fn a_resumed_minilm_run_repeats_an_uninterrupted_one() {
     let splits = imdb();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: None,
-    };
+    let data = Data::from_splits(&splits, false);
     let hypergradient = toml::from_str("kind = \"hypergradient\"\nmax_lr = 0.01").unwrap();
     assert_resume_is_exact(minilm, &data, &config(hypergradient, 3, 8));
 }
@@ -376,11 +351,7 @@ fn a_resumed_minilm_run_repeats_an_uninterrupted_one() {
 #[test]
 fn a_diverging_run_ends_as_diverged_and_keeps_its_records() {
     let splits = cifar();
-    let data = Data {
-        train: &splits.train,
-        val: &splits.val,
-        test: None,
-    };
+    let data = Data::from_splits(&splits, false);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let mut config = config(constant(), 50, 16);
