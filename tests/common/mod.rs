@@ -1,5 +1,7 @@
 //! Shared by the end-to-end tests: `cargo xtask` on the shared Hub cache, offline.
 
+#![allow(dead_code)] // each test file uses its own part
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

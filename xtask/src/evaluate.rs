@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use candle_core::Device;
 use lrlab_datasets::{
     DEFAULT_CHECKPOINT, Hub, IMDB_CLASSES, RepoRef, Source, SplitConfig, Splits, load_cifar10,
     load_imdb, text_encoder,
@@ -14,6 +13,7 @@ use lrlab_trainer::{Score, evaluate};
 use serde_json::json;
 
 use crate::data::Dataset;
+use crate::experiment::DeviceArg;
 
 /// Which split to evaluate on.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -56,6 +56,9 @@ pub struct Args {
     /// `--split val`: the seed of the validation split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
 }
 
 /// Runs the command: prints `{"loss", "accuracy", "n"}`.
@@ -64,7 +67,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let hub = Hub::from_env();
-    let device = Device::Cpu;
+    let device = args.device.device()?;
     let split = SplitConfig {
         val_fraction: args.val_fraction,
         seed: args.seed,

@@ -3,6 +3,7 @@
 
 mod data;
 mod evaluate;
+mod experiment;
 mod schedule;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Load CIFAR-10 or IMDB as a run would (Hub cache, splits, tokens) and summarise it.
     Data(data::Args),
+    /// Train every arm × seed of an experiment (resumable; `--shard I/N` splits it).
+    Experiment(experiment::Args),
     /// Loss and accuracy of saved weights on a split (evaluation mode), as JSON.
     Evaluate(evaluate::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
+        Command::Experiment(args) => experiment::run(&args),
         Command::Schedule(args) => schedule::run(&args),
     };
     match result {

@@ -1,0 +1,420 @@
+//! `cargo xtask experiment cifar10|imdb`: every arm × every seed of an experiment, one run after
+//! the other, all else held equal; complete runs are skipped, partial ones resumed, and
+//! `--shard I/N` splits the protocol between processes that share the output folder.
+
+mod config;
+mod lock;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use lrlab_datasets::{
+    Examples, Hub, Limits, RepoRef, Source, SplitConfig, Splits, load_cifar10, load_imdb,
+    text_encoder,
+};
+use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
+use lrlab_trainer::{
+    Data, DeviceChoice, EpochRow, Options, Outcome, Progress, RunDir, RunLabel, Status,
+    TrainConfig, train,
+};
+
+use crate::data::Dataset;
+pub use config::Experiment;
+use config::ModelSettings;
+use lock::RunLock;
+
+/// Which device to train on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// A CUDA GPU when the build has one, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (a build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The candle device.
+    pub fn device(self) -> Result<Device> {
+        let choice = match self {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+        };
+        Ok(choice.device()?)
+    }
+}
+
+/// Arguments of `cargo xtask experiment`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The experiment.
+    #[arg(value_enum)]
+    dataset: Dataset,
+    /// The experiment file (default `configs/<experiment>.toml`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The preset of the file to apply (`full`: the published plan; `smoke`: minutes on a CPU).
+    #[arg(long, default_value = "full")]
+    preset: String,
+    /// Only these arms (comma-separated names of the file's `[arms.*]`).
+    #[arg(long, value_delimiter = ',')]
+    arms: Option<Vec<String>>,
+    /// Only these seeds (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Epochs per run, instead of the file's.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// The folder of the runs: `<out>/<experiment>/<arm>/seed-<k>/`.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// The device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// `I/N`: run only every N-th run of the protocol, starting with the I-th (0-based), so that
+    /// N processes (a job array) share the protocol.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| "I: a number")?,
+        n.parse().map_err(|_| "N: a number")?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("{i}/{n}: need 0 ≤ I < N"));
+    }
+    Ok((i, n))
+}
+
+/// One run of the protocol.
+struct Planned {
+    arm: String,
+    seed: u64,
+}
+
+/// The runs of the protocol, arm by arm and seed by seed, or those of shard `(i, n)`: every
+/// n-th starting with the i-th, so that n shards partition the protocol.
+fn plan_runs(arms: &[String], seeds: &[u64], shard: Option<(usize, usize)>) -> Vec<Planned> {
+    arms.iter()
+        .flat_map(|arm| {
+            seeds.iter().map(|&seed| Planned {
+                arm: arm.clone(),
+                seed,
+            })
+        })
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|(shard, of)| i % of == shard))
+        .map(|(_, planned)| planned)
+        .collect()
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<()> {
+    let name = match args.dataset {
+        Dataset::Cifar10 => "cifar10",
+        Dataset::Imdb => "imdb",
+    };
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| config::default_path(name));
+    let mut experiment = Experiment::read(&path, &args.preset)?;
+    if let Some(epochs) = args.epochs {
+        experiment.train.epochs = epochs;
+    }
+    if let Some(seeds) = &args.seeds {
+        experiment.train.seeds = seeds.clone();
+    }
+    if let Some(arms) = &args.arms {
+        for arm in arms {
+            if !experiment.arms.contains_key(arm) {
+                let known: Vec<&str> = experiment.arms.keys().map(String::as_str).collect();
+                bail!(
+                    "--arms: no arm `{arm}` in {} (it has: {})",
+                    path.display(),
+                    known.join(", ")
+                );
+            }
+        }
+        experiment.arms.retain(|name, _| arms.contains(name));
+        experiment.arm_lr.retain(|name, _| arms.contains(name));
+        experiment.baselines.retain(|name| arms.contains(name));
+    }
+    let device = args.device.device()?;
+    let arms: Vec<String> = experiment.arms.keys().cloned().collect();
+    let plan = plan_runs(&arms, &experiment.train.seeds, args.shard);
+    eprintln!(
+        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs, on {:?}",
+        experiment.experiment,
+        plan.len(),
+        experiment.arms.len(),
+        experiment.train.seeds.len(),
+        args.preset,
+        experiment.train.epochs,
+        device.location()
+    );
+    let hub = Hub::from_env();
+    let root = args.out.join(&experiment.experiment);
+    let started = Instant::now();
+    let mut finished = Vec::new();
+    match args.dataset {
+        Dataset::Cifar10 => {
+            let splits = load_cifar10(&hub, &Source::cifar10(), &split_config(&experiment))?;
+            protocol(
+                &experiment,
+                &plan,
+                &root,
+                &device,
+                &splits,
+                started,
+                &mut finished,
+                |seed| {
+                    let ModelSettings::Resnet18 { width } = experiment.model else {
+                        bail!(
+                            "{}: cifar10 needs `model.kind = \"resnet18\"`",
+                            path.display()
+                        );
+                    };
+                    Ok(ResNet18::new(
+                        ResNetConfig {
+                            width,
+                            num_classes: 10,
+                        },
+                        seed,
+                        &device,
+                    )?)
+                },
+            )?;
+        }
+        Dataset::Imdb => {
+            let ModelSettings::Bert { checkpoint } = &experiment.model else {
+                bail!("{}: imdb needs `model.kind = \"bert\"`", path.display());
+            };
+            let repo = RepoRef::model(checkpoint);
+            let reviews = load_imdb(&hub, &Source::imdb(), &split_config(&experiment))?;
+            let max_len = experiment.data.max_len.unwrap_or(128);
+            let encoder = text_encoder(&hub, &repo, max_len)?;
+            let splits = Splits {
+                train: encoder.encode(&reviews.train)?,
+                val: encoder.encode(&reviews.val)?,
+                test: encoder.encode(&reviews.test)?,
+            };
+            let config = hub.file(&repo, "config.json")?;
+            let weights = hub.file(&repo, "model.safetensors")?;
+            protocol(
+                &experiment,
+                &plan,
+                &root,
+                &device,
+                &splits,
+                started,
+                &mut finished,
+                |seed| {
+                    let bert = BertConfig::from_file(&config)?;
+                    let (model, _) =
+                        BertClassifier::from_checkpoint(bert, &[&weights], 2, seed, &device)?;
+                    Ok(model)
+                },
+            )?;
+        }
+    }
+    print_table(&experiment, &finished);
+    Ok(())
+}
+
+fn split_config(experiment: &Experiment) -> SplitConfig {
+    let data = &experiment.data;
+    SplitConfig {
+        val_fraction: data.val_fraction,
+        seed: data.split_seed,
+        limit: Limits {
+            train: data.limit_train,
+            val: data.limit_val,
+            test: data.limit_test,
+        },
+    }
+}
+
+/// Trains the planned runs one after the other.
+#[allow(clippy::too_many_arguments)]
+fn protocol<E: Examples, M: Network>(
+    experiment: &Experiment,
+    plan: &[Planned],
+    root: &std::path::Path,
+    device: &Device,
+    splits: &Splits<E>,
+    started: Instant,
+    finished: &mut Vec<(String, u64, Outcome)>,
+    model: impl Fn(u64) -> Result<M>,
+) -> Result<()> {
+    let data = Data::from_splits(splits, true);
+    for (index, planned) in plan.iter().enumerate() {
+        let folder = root
+            .join(&planned.arm)
+            .join(format!("seed-{}", planned.seed));
+        let run = RunDir::new(&folder);
+        let eta = match index {
+            0 => String::new(),
+            _ => {
+                let per_run = started.elapsed().as_secs_f64() / index as f64;
+                format!(", ETA {:.0} s", per_run * (plan.len() - index) as f64)
+            }
+        };
+        eprintln!(
+            "[run {}/{}{eta}] {} seed {}",
+            index + 1,
+            plan.len(),
+            planned.arm,
+            planned.seed
+        );
+        let lock = RunLock::take(&folder)?;
+        let scheduler = experiment.arms[&planned.arm].clone();
+        let config = TrainConfig {
+            epochs: experiment.train.epochs,
+            batch_size: experiment.train.batch_size,
+            eval_batch_size: experiment.train.eval_batch_size,
+            seed: planned.seed,
+            augment: experiment.train.augment,
+            keep_best: experiment.train.keep_best,
+            optimizer: experiment.optimizer_of(&planned.arm),
+            scheduler,
+        };
+        let label = RunLabel {
+            experiment: experiment.experiment.clone(),
+            arm: planned.arm.clone(),
+            config: serde_json::json!({ "experiment": experiment, "train": config }),
+            git_commit: git_commit(),
+        };
+        let options = Options {
+            stop_after: None,
+            progress: Progress::Auto,
+        };
+        let outcome = train(
+            &model(planned.seed)?,
+            &data,
+            &config,
+            &label,
+            &run,
+            device,
+            options,
+        )
+        .with_context(|| format!("run {}", folder.display()))?;
+        drop(lock);
+        println!(
+            "{}",
+            run_line(&planned.arm, planned.seed, &outcome, experiment.threshold)
+        );
+        finished.push((planned.arm.clone(), planned.seed, outcome));
+    }
+    Ok(())
+}
+
+fn best(epochs: &[EpochRow]) -> Option<&EpochRow> {
+    epochs.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc))
+}
+
+fn run_line(arm: &str, seed: u64, outcome: &Outcome, threshold: f64) -> String {
+    let best = best(&outcome.epochs);
+    let reached = outcome
+        .epochs
+        .iter()
+        .find(|r| r.val_acc >= threshold)
+        .map(|r| r.epoch);
+    format!(
+        "{arm} seed {seed}: {:?}, {} epochs, best val acc {}, final test acc {}, epochs to {threshold}: {}",
+        outcome.status,
+        outcome.epochs_done,
+        best.map_or("-".into(), |r| format!(
+            "{:.4} (epoch {})",
+            r.val_acc, r.epoch
+        )),
+        outcome
+            .epochs
+            .last()
+            .and_then(|r| r.test_acc)
+            .map_or("-".into(), |a| format!("{a:.4}")),
+        reached.map_or("not reached".into(), |e| e.to_string()),
+    )
+}
+
+fn print_table(experiment: &Experiment, finished: &[(String, u64, Outcome)]) {
+    println!();
+    println!(
+        "{:<16} {:>4} {:>12} {:>14} {:>10} {:>9}",
+        "arm", "seed", "best val acc", "final test acc", "epochs→thr", "status"
+    );
+    for (arm, seed, outcome) in finished {
+        let best = best(&outcome.epochs).map_or("-".into(), |r| format!("{:.4}", r.val_acc));
+        let test = outcome
+            .epochs
+            .last()
+            .and_then(|r| r.test_acc)
+            .map_or("-".into(), |a| format!("{a:.4}"));
+        let reached = outcome
+            .epochs
+            .iter()
+            .find(|r| r.val_acc >= experiment.threshold);
+        let reached = reached.map_or("-".into(), |r| r.epoch.to_string());
+        let status = match outcome.status {
+            Status::Running => "running",
+            Status::Complete => "complete",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        };
+        println!("{arm:<16} {seed:>4} {best:>12} {test:>14} {reached:>10} {status:>9}");
+    }
+}
+
+/// The commit of the working tree, where git knows it.
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_protocol() {
+        let arms: Vec<String> = ["constant", "cosine", "plateau"].map(String::from).to_vec();
+        let seeds = [0, 1, 2];
+        let key = |p: &Planned| (p.arm.clone(), p.seed);
+        let whole: Vec<_> = plan_runs(&arms, &seeds, None).iter().map(key).collect();
+        assert_eq!(whole.len(), 9);
+        let mut parts: Vec<_> = (0..4)
+            .flat_map(|i| {
+                plan_runs(&arms, &seeds, Some((i, 4)))
+                    .iter()
+                    .map(key)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        parts.sort();
+        let mut sorted = whole.clone();
+        sorted.sort();
+        assert_eq!(parts, sorted);
+        assert_eq!(plan_runs(&arms, &seeds, Some((3, 4))).len(), 2);
+    }
+
+    #[test]
+    fn shard_arguments_are_checked() {
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        for bad in ["4/4", "1", "a/2", "0/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}
