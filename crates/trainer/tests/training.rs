@@ -12,7 +12,8 @@ use lrlab_datasets::{
 use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
 use lrlab_schedulers::{EpochEnd, Observation, Scheduler, SchedulerConfig, StepEnd};
 use lrlab_trainer::{
-    Data, EpochRow, Options, Progress, RunDir, RunLabel, Status, StepRow, TrainConfig, train,
+    Data, EpochRow, Options, Outcome, Progress, RunDir, RunLabel, Status, StepRow, TrainConfig,
+    train,
 };
 
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -88,11 +89,20 @@ fn label(arm: &str) -> RunLabel {
     }
 }
 
-fn quiet(stop_after: Option<u64>) -> Options {
-    Options {
+/// Trains `model` into `run` on the CPU without progress output, stopping after `stop_after`.
+fn train_quietly<E: Examples>(
+    model: &impl Network,
+    data: &Data<'_, E>,
+    config: &TrainConfig,
+    arm: &str,
+    run: &RunDir,
+    stop_after: Option<u64>,
+) -> Outcome {
+    let options = Options {
         stop_after,
         progress: Progress::Quiet,
-    }
+    };
+    train(model, data, config, &label(arm), run, &Device::Cpu, options).unwrap()
 }
 
 fn every_kind() -> Vec<SchedulerConfig> {
@@ -150,16 +160,7 @@ fn check_run<E: Examples>(
 ) {
     let kind = config.scheduler.kind();
     let run = RunDir::new(dir.join(kind));
-    let outcome = train(
-        model,
-        data,
-        config,
-        &label(kind),
-        &run,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let outcome = train_quietly(model, data, config, kind, &run, None);
     assert_eq!(outcome.status, Status::Complete, "{kind}");
     let info = run.info().unwrap().unwrap();
     assert_eq!(
@@ -239,16 +240,7 @@ fn the_training_loss_falls() {
         augment: false,
         ..config(constant(), 5, 16)
     };
-    let outcome = train(
-        &resnet(),
-        &data,
-        &config,
-        &label("constant"),
-        &run,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let outcome = train_quietly(&resnet(), &data, &config, "constant", &run, None);
     let losses: Vec<f64> = outcome.epochs.iter().map(|r| r.train_loss).collect();
     assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
     assert!(losses[4] < 0.9 * losses[0], "{losses:?}");
@@ -277,40 +269,13 @@ fn assert_resume_is_exact<E: Examples, M: Network>(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let whole = RunDir::new(dir.path().join("whole"));
-    train(
-        &new_model(),
-        data,
-        config,
-        &label("a"),
-        &whole,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    train_quietly(&new_model(), data, config, "a", &whole, None);
 
     let parts = RunDir::new(dir.path().join("parts"));
-    let first = train(
-        &new_model(),
-        data,
-        config,
-        &label("a"),
-        &parts,
-        &Device::Cpu,
-        quiet(Some(1)),
-    )
-    .unwrap();
+    let first = train_quietly(&new_model(), data, config, "a", &parts, Some(1));
     assert_eq!((first.status, first.epochs_done), (Status::Running, 1));
     assert_eq!(parts.info().unwrap().unwrap().status, Status::Running);
-    let rest = train(
-        &new_model(),
-        data,
-        config,
-        &label("a"),
-        &parts,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let rest = train_quietly(&new_model(), data, config, "a", &parts, None);
     assert_eq!((rest.status, rest.epochs_done), (Status::Complete, 3));
     assert_eq!(parts.info().unwrap().unwrap().resumed, 1);
     assert!(
@@ -319,16 +284,7 @@ fn assert_resume_is_exact<E: Examples, M: Network>(
     );
 
     // A complete run is not trained again.
-    let again = train(
-        &new_model(),
-        data,
-        config,
-        &label("a"),
-        &parts,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let again = train_quietly(&new_model(), data, config, "a", &parts, None);
     assert_eq!((again.status, again.epochs.len()), (Status::Complete, 3));
 }
 
@@ -358,16 +314,7 @@ fn a_diverging_run_ends_as_diverged_and_keeps_its_records() {
     // Batch norm makes the network indifferent to the scale of its weights, so only a rate
     // that overflows f32 within a step or two makes the loss non-finite.
     config.optimizer.lr = 1e38;
-    let outcome = train(
-        &resnet(),
-        &data,
-        &config,
-        &label("boom"),
-        &run,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let outcome = train_quietly(&resnet(), &data, &config, "boom", &run, None);
     assert_eq!(outcome.status, Status::Diverged);
     let info = run.info().unwrap().unwrap();
     assert_eq!(info.status, Status::Diverged);
@@ -376,15 +323,6 @@ fn a_diverging_run_ends_as_diverged_and_keeps_its_records() {
     assert_eq!(epochs.len() as u64, info.epochs_done);
     assert!(!steps.last().unwrap().loss.is_finite());
     // A diverged run is not trained again.
-    let again = train(
-        &resnet(),
-        &data,
-        &config,
-        &label("boom"),
-        &run,
-        &Device::Cpu,
-        quiet(None),
-    )
-    .unwrap();
+    let again = train_quietly(&resnet(), &data, &config, "boom", &run, None);
     assert_eq!(again.status, Status::Diverged);
 }
