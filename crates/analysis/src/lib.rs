@@ -1,0 +1,70 @@
+//! # lrlab-analysis
+//!
+//! Answers the study's question from its run directories: does an adaptive learning-rate
+//! schedule converge faster, over-fit less or end better than the standard ones?
+//!
+//! It reads the run-directory format of lrlab's DESIGN.md (`<experiment>/<arm>/seed-<k>/`
+//! with `run.json` and `epochs.parquet`) and depends on no other lrlab crate, so runs written
+//! by any tool in that format can be analysed.
+//!
+//! ```no_run
+//! use lrlab_analysis::{Settings, analyze, read_runs, write_report};
+//! # fn main() -> lrlab_analysis::Result<()> {
+//! let runs = read_runs(&["runs".into()])?;
+//! let analysis = analyze(&runs, &Settings::default())?;
+//! for experiment in &analysis.experiments {
+//!     write_report(experiment, &Settings::default(), &std::path::Path::new("reports").join(&experiment.name))?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Per run: best validation accuracy and its epoch, test accuracy there and at the end,
+//! epochs to a validation-accuracy threshold (right-censored when never reached), the
+//! generalisation gaps at the end and over the last 5 epochs, and the area under the
+//! validation-accuracy curve ([`RunMetrics`]). Per arm: mean, sd, t- and bootstrap intervals.
+//! Per arm against each baseline: Welch's and the paired t-test, the exact Mann–Whitney U
+//! test, Hedges' g, a bootstrap interval of the difference, Holm-adjusted p-values, the
+//! Almost Stochastic Order test, and for censored times the log-rank test ([`Comparison`]).
+
+mod error;
+mod metrics;
+mod plots;
+mod report;
+mod runs;
+pub mod stats;
+mod study;
+mod tables;
+
+pub use error::{AnalysisError, Result};
+pub use metrics::{LAST_EPOCHS, Metric, RunMetrics, TimeToThreshold};
+pub use plots::draw_plots;
+pub use report::render;
+pub use runs::{Curves, Run, Status, read_curves, read_run, read_runs};
+pub use stats::Resampler;
+pub use study::{
+    ASO_TAU, Analysis, ArmCurves, Comparison, Experiment, Quantity, RunRow, Settings, Summary,
+    analyze,
+};
+pub use tables::{frame, write_tables};
+
+use std::path::{Path, PathBuf};
+
+/// Writes an experiment's report into `folder`: `report.md`, the tables (`runs`, `summary`,
+/// `comparisons` as CSV and parquet) and the plots (PNG and SVG); returns the files written.
+pub fn write_report(
+    experiment: &Experiment,
+    settings: &Settings,
+    folder: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut written = write_tables(experiment, folder)?;
+    let plots = draw_plots(experiment, folder)?;
+    for plot in &plots {
+        written.push(folder.join(plot));
+        written.push(folder.join(plot).with_extension("svg"));
+    }
+    let report = folder.join("report.md");
+    tables::write_file(&report, render(experiment, settings, &plots).as_bytes())?;
+    written.push(report);
+    Ok(written)
+}

@@ -1,0 +1,226 @@
+//! The statistics against scipy and statsmodels (fixture from `scripts/reference.py`).
+
+use lrlab_analysis::stats::{self, Censored, Resampler};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let text = include_str!("fixtures/stats_reference.json");
+    serde_json::from_str(text).expect("fixture parses")
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
+#[track_caller]
+fn close(actual: f64, expected: &Value, tolerance: f64, what: &str) {
+    let expected = expected
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no reference"));
+    let scale = expected.abs().max(1.0);
+    assert!(
+        (actual - expected).abs() <= tolerance * scale,
+        "{what}: {actual} vs scipy's {expected} (off by {:e})",
+        (actual - expected).abs()
+    );
+}
+
+/// Every large resample count enumerates the small cases exactly.
+const EXACT: Resampler = Resampler {
+    resamples: 10_000,
+    seed: 0,
+};
+
+#[test]
+fn two_sample_tests_match_scipy() {
+    let fixture = fixture();
+    let cases = fixture["two_sample"].as_array().unwrap();
+    assert!(cases.len() >= 15);
+    for (i, case) in cases.iter().enumerate() {
+        let (a, b) = (floats(&case["a"]), floats(&case["b"]));
+        let what = |test: &str| format!("case {i} ({a:?} vs {b:?}) {test}");
+        match (stats::welch(&a, &b), case["welch"].is_null()) {
+            (Some(w), false) => {
+                close(w.t, &case["welch"]["t"], 1e-9, &what("Welch t"));
+                close(w.df, &case["welch"]["df"], 1e-9, &what("Welch df"));
+                close(w.p, &case["welch"]["p"], 1e-9, &what("Welch p"));
+            }
+            (None, true) => {}
+            (ours, _) => panic!("{}: {ours:?} vs scipy's {}", what("Welch"), case["welch"]),
+        }
+        if let Some(reference) = case.get("paired") {
+            match (stats::paired(&a, &b), reference.is_null()) {
+                (Some(p), false) => {
+                    close(p.t, &reference["t"], 1e-9, &what("paired t"));
+                    close(p.p, &reference["p"], 1e-9, &what("paired p"));
+                }
+                (None, true) => {}
+                (ours, _) => panic!("{}: {ours:?} vs scipy's {reference}", what("paired")),
+            }
+        }
+        let mw = stats::mann_whitney(&a, &b).expect("non-empty samples");
+        close(
+            mw.u,
+            &case["mann_whitney"]["u"],
+            1e-9,
+            &what("Mann–Whitney U"),
+        );
+        close(
+            mw.p,
+            &case["mann_whitney"]["p"],
+            1e-9,
+            &what("Mann–Whitney p"),
+        );
+        assert!(
+            mw.min_p <= mw.p + 1e-12,
+            "{}",
+            what("smallest attainable p")
+        );
+        match (stats::hedges_g(&a, &b, 0.95), case["hedges"].is_null()) {
+            (Some(h), false) => {
+                close(h.g, &case["hedges"]["g"], 1e-9, &what("Hedges' g"));
+                close(h.lo, &case["hedges"]["lo"], 1e-9, &what("Hedges' g low"));
+                close(h.hi, &case["hedges"]["hi"], 1e-9, &what("Hedges' g high"));
+            }
+            (None, true) => {}
+            (ours, _) => panic!("{}: {ours:?} vs {}", what("Hedges' g"), case["hedges"]),
+        }
+        // The reference integrates on a grid of 200,000 steps; ours is exact.
+        close(
+            stats::violation_ratio(&a, &b),
+            &case["violation_ratio"],
+            1e-4,
+            &what("ASO violation ratio"),
+        );
+        if let Some(reference) = case.get("bootstrap_difference") {
+            let (lo, hi) = EXACT.difference_interval(&a, &b, 0.95, "test");
+            close(lo, &reference[0], 1e-12, &what("bootstrap difference low"));
+            close(hi, &reference[1], 1e-12, &what("bootstrap difference high"));
+        }
+    }
+}
+
+#[test]
+fn holm_matches_statsmodels() {
+    for family in fixture()["holm"].as_array().unwrap() {
+        let p: Vec<Option<f64>> = floats(&family["p"]).into_iter().map(Some).collect();
+        let adjusted = stats::holm(&p);
+        for (ours, reference) in adjusted.iter().zip(family["adjusted"].as_array().unwrap()) {
+            close(ours.unwrap(), reference, 1e-12, "Holm-adjusted p");
+        }
+    }
+    // Comparisons without a p-value are not part of the family.
+    let adjusted = stats::holm(&[Some(0.01), None, Some(0.04)]);
+    assert_eq!(adjusted[1], None);
+    close(
+        adjusted[0].unwrap(),
+        &Value::from(0.02),
+        1e-15,
+        "family of two",
+    );
+}
+
+#[test]
+fn one_sample_intervals_match_scipy() {
+    for case in fixture()["one_sample"].as_array().unwrap() {
+        let x = floats(&case["x"]);
+        if let Some(reference) = case.get("t_interval") {
+            let (lo, hi) = stats::describe(&x, 0.95).t_interval.unwrap();
+            close(lo, &reference[0], 1e-9, "t-interval low");
+            close(hi, &reference[1], 1e-9, "t-interval high");
+        }
+        if let Some(reference) = case.get("bootstrap_mean") {
+            let (lo, hi) = EXACT.mean_interval(&x, 0.95, "test");
+            close(lo, &reference[0], 1e-12, "exact bootstrap low");
+            close(hi, &reference[1], 1e-12, "exact bootstrap high");
+        }
+    }
+}
+
+fn censored(side: &Value) -> Vec<Censored> {
+    floats(&side["time"])
+        .into_iter()
+        .zip(side["observed"].as_array().unwrap())
+        .map(|(time, observed)| Censored {
+            time,
+            observed: observed.as_bool().unwrap(),
+        })
+        .collect()
+}
+
+#[test]
+fn censored_times_match_scipy() {
+    for case in fixture()["censored"].as_array().unwrap() {
+        let (a, b) = (censored(&case["a"]), censored(&case["b"]));
+        let test = stats::log_rank(&a, &b).unwrap();
+        close(test.z, &case["logrank"]["z"], 1e-9, "log-rank z");
+        close(test.p, &case["logrank"]["p"], 1e-9, "log-rank p");
+        for (sample, reference) in [&a, &b]
+            .into_iter()
+            .zip(case["km_median"].as_array().unwrap())
+        {
+            assert_eq!(
+                stats::kaplan_meier_median(sample),
+                reference.as_f64(),
+                "Kaplan–Meier median"
+            );
+        }
+    }
+}
+
+#[test]
+fn minimum_detectable_effect_matches_scipy() {
+    for case in fixture()["minimum_detectable_effect"].as_array().unwrap() {
+        let n = |key: &str| case[key].as_u64().unwrap() as usize;
+        let d = stats::minimum_detectable_effect(n("n_a"), n("n_b"), 0.05, 0.8).unwrap();
+        close(d, &case["d"], 1e-9, "minimum detectable effect");
+    }
+}
+
+#[test]
+fn exact_mann_whitney_has_the_textbook_floor() {
+    // 3 vs 3 without ties: 20 equally likely rank sets, the most extreme two-sided p = 2/20.
+    let mw = stats::mann_whitney(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).unwrap();
+    assert_eq!((mw.u, mw.p, mw.min_p), (0.0, 0.1, 0.1));
+}
+
+#[test]
+fn drawn_bootstrap_is_seeded_and_close_to_the_exact_one() {
+    let a: Vec<f64> = (0..12).map(|i| f64::from(i).sin()).collect();
+    let drawn = Resampler {
+        resamples: 20_000,
+        seed: 7,
+    };
+    let first = drawn.mean_interval(&a, 0.95, "label");
+    assert_eq!(
+        first,
+        drawn.mean_interval(&a, 0.95, "label"),
+        "same seed and label"
+    );
+    assert_ne!(
+        first,
+        drawn.mean_interval(&a, 0.95, "other"),
+        "labels pick streams"
+    );
+    // The percentile interval of the mean is near mean ± 1.96 σ/√n (σ with n in the
+    // denominator, as the bootstrap sees it).
+    let mean = stats::mean(&a);
+    let sigma = (stats::variance(&a) * 11.0 / 12.0).sqrt() / 12f64.sqrt();
+    assert!((first.0 - (mean - 1.96 * sigma)).abs() < 0.1 * sigma * 1.96 * 2.0);
+    assert!((first.1 - (mean + 1.96 * sigma)).abs() < 0.1 * sigma * 1.96 * 2.0);
+}
+
+#[test]
+fn aso_orders_clearly_separated_samples() {
+    let better = [0.92, 0.93, 0.94];
+    let worse = [0.80, 0.81, 0.82];
+    assert_eq!(stats::aso_eps_min(&better, &worse, 0.05, &EXACT, "x"), 0.0);
+    assert_eq!(stats::aso_eps_min(&worse, &better, 0.05, &EXACT, "x"), 1.0);
+    let overlapping = stats::aso_eps_min(&[0.5, 0.7, 0.9], &[0.6, 0.7, 0.8], 0.05, &EXACT, "x");
+    assert!(overlapping > 0.2 && overlapping <= 1.0, "{overlapping}");
+}

@@ -1,0 +1,377 @@
+//! The analysis end to end on run directories written as the trainer writes them.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{ParquetReader, ParquetWriter, SerReader};
+
+use common::{RunSpec, Study, curves, write_run, write_study};
+use lrlab_analysis::{
+    AnalysisError, Metric, RunMetrics, Settings, Status, analyze, read_runs, stats, write_report,
+};
+
+const ARMS: [&str; 5] = ["constant", "step", "cosine", "plateau", "trend_gap"];
+const BASELINES: [&str; 3] = ["constant", "step", "cosine"];
+
+fn study(root: &Path) {
+    write_study(
+        root,
+        &Study {
+            experiments: &["cifar10", "imdb"],
+            arms: &ARMS,
+            seeds: 3,
+            epochs: 12,
+            threshold: 0.85,
+        },
+    );
+}
+
+fn error_text(result: Result<impl std::fmt::Debug, AnalysisError>) -> String {
+    result.expect_err("an error").to_string()
+}
+
+#[test]
+fn a_study_becomes_tables_tests_and_plots() {
+    let folder = tempfile::tempdir().unwrap();
+    let runs_root = folder.path().join("runs");
+    study(&runs_root);
+    // A run cut short by a crash, and one that diverged after 4 epochs.
+    write_run(
+        &runs_root,
+        &RunSpec {
+            experiment: "cifar10",
+            arm: "plateau",
+            seed: 3,
+            status: "running",
+            baselines: &BASELINES,
+            threshold: 0.85,
+        },
+        &curves(5, 0.9, 3.0, 9, 3),
+    );
+    write_run(
+        &runs_root,
+        &RunSpec {
+            experiment: "cifar10",
+            arm: "trend_gap",
+            seed: 3,
+            status: "diverged",
+            baselines: &BASELINES,
+            threshold: 0.85,
+        },
+        &curves(4, 0.9, 3.0, 9, 4),
+    );
+
+    let runs = read_runs(&[&runs_root]).unwrap();
+    assert_eq!(runs.len(), 2 * 5 * 3 + 2);
+    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let names: Vec<&str> = analysis
+        .experiments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["cifar10", "imdb"]);
+    let cifar = &analysis.experiments[0];
+    assert_eq!(cifar.baselines, BASELINES);
+    assert_eq!(
+        cifar.arms,
+        ["constant", "step", "cosine", "plateau", "trend_gap"]
+    );
+    assert_eq!(cifar.comparisons.len(), Metric::ALL.len() * 2 * 3);
+
+    let running = cifar
+        .runs
+        .iter()
+        .find(|r| r.status == Status::Running)
+        .unwrap();
+    assert!(!running.counted, "a crashed run does not count");
+    let diverged = cifar
+        .runs
+        .iter()
+        .find(|r| r.status == Status::Diverged)
+        .unwrap();
+    assert!(diverged.counted, "divergence is an outcome");
+
+    // Every number of a comparison is the statistic of the per-run values.
+    let values = |arm: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.experiment == "cifar10" && r.arm == arm && r.status.counts())
+            .map(|r| RunMetrics::of(&r.curves, 0.85).unwrap().best_val_acc)
+            .collect()
+    };
+    let (arm, base) = (values("trend_gap"), values("step"));
+    assert_eq!((arm.len(), base.len()), (4, 3));
+    let c = cifar
+        .comparisons
+        .iter()
+        .find(|c| c.metric == "best_val_acc" && c.arm == "trend_gap" && c.baseline == "step")
+        .unwrap();
+    let welch = stats::welch(&arm, &base).unwrap();
+    assert_eq!(
+        (c.welch_t, c.welch_df, c.welch_p),
+        (Some(welch.t), Some(welch.df), Some(welch.p))
+    );
+    assert_eq!(c.n_pairs, 3, "seeds 0..3 pair; seed 3 has no partner");
+    assert_eq!(c.mw_u, Some(stats::mann_whitney(&arm, &base).unwrap().u));
+    assert_eq!(c.mean_arm, Some(stats::mean(&arm)));
+    // Holm never lowers a p-value and is 1-capped.
+    for c in &cifar.comparisons {
+        if let (Some(raw), Some(holm)) = (c.primary_p, c.holm_p) {
+            assert!(holm >= raw && holm <= 1.0);
+        }
+    }
+    // The arms' curves rise to 0.86 + 0.01·i: the best reach the threshold, all within 12 epochs.
+    let ett = cifar
+        .comparisons
+        .iter()
+        .find(|c| {
+            c.metric == "epochs_to_threshold" && c.arm == "plateau" && c.baseline == "constant"
+        })
+        .unwrap();
+    assert!(ett.reached_arm.is_some() && ett.primary_test == "logrank");
+
+    let out = folder.path().join("reports");
+    let written = write_report(cifar, &Settings::default(), &out.join("cifar10")).unwrap();
+    for name in [
+        "report.md",
+        "summary.csv",
+        "summary.parquet",
+        "comparisons.csv",
+        "comparisons.parquet",
+        "runs.csv",
+        "val_acc.png",
+        "val_acc.svg",
+        "val_loss.png",
+        "lr.svg",
+        "gap.png",
+        "epochs_to_threshold.png",
+    ] {
+        let path = out.join("cifar10").join(name);
+        assert!(written.contains(&path), "{name} listed");
+        assert!(fs::metadata(&path).unwrap().len() > 100, "{name} written");
+    }
+    let report = fs::read_to_string(out.join("cifar10/report.md")).unwrap();
+    for needle in [
+        "## Verdicts",
+        "**plateau**",
+        "**trend_gap**",
+        "minimum detectable effect",
+        "plateau seed 3 (running, 5 epochs)",
+        "Diverged",
+        "val_acc.png",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report lacks {needle:?}:\n{report}"
+        );
+    }
+    let csv = fs::read_to_string(out.join("cifar10/comparisons.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for field in [
+        "experiment",
+        "metric",
+        "arm",
+        "baseline",
+        "welch_t",
+        "holm_p",
+        "aso_eps_min",
+    ] {
+        assert!(header.split(',').any(|h| h == field), "{field} in {header}");
+    }
+    assert_eq!(csv.lines().count(), 1 + cifar.comparisons.len());
+}
+
+#[test]
+fn a_threshold_no_run_reaches_is_censored_not_averaged() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    let settings = Settings {
+        threshold: Some(0.885),
+        ..Settings::default()
+    };
+    let analysis = analyze(&read_runs(&[folder.path().to_owned()]).unwrap(), &settings).unwrap();
+    let cifar = &analysis.experiments[0];
+    assert_eq!(cifar.threshold, 0.885);
+    // constant rises to 0.86 and never reaches 0.885; trend_gap (0.90) mostly does.
+    let c = cifar
+        .comparisons
+        .iter()
+        .find(|c| {
+            c.metric == "epochs_to_threshold" && c.arm == "trend_gap" && c.baseline == "constant"
+        })
+        .unwrap();
+    assert_eq!(c.reached_baseline, Some(0.0));
+    assert!(c.reached_arm.unwrap() > 0.0);
+    assert_eq!(
+        (c.welch_t, c.mean_baseline, c.hedges_g),
+        (None, None, None),
+        "no t-test on censored times"
+    );
+    assert!(
+        c.logrank_p.is_some() && c.logrank_z.unwrap() > 0.0,
+        "the arm reaches it sooner"
+    );
+    // Every constant run was watched to the end: "not reached" ranks above every time.
+    assert!(c.mw_p.is_some());
+    let summary = cifar
+        .summary
+        .iter()
+        .find(|s| s.arm == "constant" && s.metric == "epochs_to_threshold")
+        .unwrap();
+    assert_eq!(
+        (
+            summary.n,
+            summary.n_missing,
+            summary.mean,
+            summary.km_median
+        ),
+        (3, 3, None, None)
+    );
+}
+
+#[test]
+fn shards_in_two_folders_analyse_as_one_study() {
+    let whole = tempfile::tempdir().unwrap();
+    study(whole.path());
+    let shards = tempfile::tempdir().unwrap();
+    let (first, second) = (shards.path().join("a"), shards.path().join("b"));
+    for (i, run) in read_runs(&[whole.path().to_owned()])
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let target = if i % 2 == 0 { &first } else { &second };
+        let relative = run.path.strip_prefix(whole.path()).unwrap();
+        copy_dir(&run.path, &target.join(relative));
+    }
+    let settings = Settings::default();
+    let one = analyze(&read_runs(&[whole.path().to_owned()]).unwrap(), &settings).unwrap();
+    let two = analyze(
+        &read_runs(&[first.clone(), second.clone()]).unwrap(),
+        &settings,
+    )
+    .unwrap();
+    let json = |a: &lrlab_analysis::Analysis| {
+        serde_json::to_string(
+            &a.experiments
+                .iter()
+                .flat_map(|e| &e.comparisons)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    assert_eq!(json(&one), json(&two));
+    // The same run in two places is refused, naming both.
+    copy_dir(&first.join("cifar10"), &second.join("again/cifar10"));
+    let message = error_text(read_runs(&[first, second]));
+    assert!(
+        message.contains("in two places") && message.contains("again"),
+        "{message}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &PathBuf) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_named_with_its_fix() {
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path().to_owned();
+    let missing = error_text(read_runs(&[root.join("nowhere")]));
+    assert!(
+        missing.contains("nowhere") && missing.contains("--runs"),
+        "{missing}"
+    );
+
+    study(&root);
+    let run = root.join("cifar10/plateau/seed-1");
+    // A column missing from epochs.parquet.
+    let good = fs::read(run.join("epochs.parquet")).unwrap();
+    write_run(
+        &root,
+        &RunSpec {
+            experiment: "cifar10",
+            arm: "plateau",
+            seed: 1,
+            status: "complete",
+            baselines: &BASELINES,
+            threshold: 0.85,
+        },
+        &curves(3, 0.9, 3.0, 1, 1),
+    );
+    let mut frame = ParquetReader::new(fs::File::open(run.join("epochs.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let _ = frame.drop_in_place("val_acc").unwrap();
+    ParquetWriter::new(fs::File::create(run.join("epochs.parquet")).unwrap())
+        .finish(&mut frame)
+        .unwrap();
+    let message = error_text(read_runs(&[&root]));
+    assert!(
+        message.contains("seed-1/epochs.parquet") && message.contains("no column `val_acc`"),
+        "{message}"
+    );
+    fs::write(run.join("epochs.parquet"), &good).unwrap();
+
+    // A run.json that is not JSON.
+    let info = fs::read(run.join("run.json")).unwrap();
+    fs::write(run.join("run.json"), b"{\"experiment\": ").unwrap();
+    let message = error_text(read_runs(&[&root]));
+    assert!(
+        message.contains("seed-1/run.json") && message.contains("not valid JSON"),
+        "{message}"
+    );
+    fs::write(run.join("run.json"), &info).unwrap();
+
+    let runs = read_runs(&[&root]).unwrap();
+    // An unknown baseline lists the arms there are.
+    let settings = Settings {
+        baselines: vec!["cosnie".into()],
+        ..Settings::default()
+    };
+    let message = error_text(analyze(&runs, &settings));
+    assert!(
+        message.contains("--baseline cosnie") && message.contains("constant, cosine"),
+        "{message}"
+    );
+    // No threshold recorded and none given.
+    let mut bare = runs.clone();
+    for run in &mut bare {
+        run.threshold = None;
+    }
+    let message = error_text(analyze(&bare, &Settings::default()));
+    assert!(message.contains("--threshold"), "{message}");
+}
+
+#[test]
+fn runs_without_run_json_are_named_by_their_folders() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    let run = folder.path().join("imdb/cosine/seed-2");
+    fs::remove_file(run.join("run.json")).unwrap();
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let found = runs.iter().find(|r| r.path == run).unwrap();
+    assert_eq!(
+        (found.experiment.as_str(), found.arm.as_str(), found.seed),
+        ("imdb", "cosine", 2)
+    );
+    assert_eq!(found.status, Status::Unknown);
+    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let row = analysis.experiments[1]
+        .runs
+        .iter()
+        .find(|r| r.arm == "cosine" && r.seed == 2)
+        .unwrap();
+    assert!(row.counted, "a run of unknown status counts");
+    assert_eq!(found.curves.len(), 12);
+}
