@@ -1,6 +1,7 @@
 //! `cargo xtask`: lrlab's commands. This binary only parses, wires and prints; the work lives in
 //! the library crates.
 
+mod analyze;
 mod data;
 mod evaluate;
 mod experiment;
@@ -27,6 +28,8 @@ enum Command {
     Experiment(experiment::Args),
     /// Loss and accuracy of saved weights on a split (evaluation mode), as JSON.
     Evaluate(evaluate::Args),
+    /// Tables, tests and plots from the runs: `<out>/<experiment>/report.md` (`--json`: comparisons).
+    Analyze(analyze::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
     Schedule(schedule::Args),
 }
@@ -34,6 +37,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Analyze(args) => analyze::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Experiment(args) => experiment::run(&args),

@@ -1,0 +1,78 @@
+//! `cargo xtask analyze`: the runs of every experiment turned into a report per experiment
+//! (tables, tests, plots), and the comparisons as JSON on request.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use lrlab_analysis::{Resampler, Settings, analyze, read_runs, write_report};
+
+/// Arguments of `cargo xtask analyze`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folders of runs (a runs root, an experiment folder or a run); several are merged, as
+    /// shards of one study.
+    #[arg(long = "runs", default_value = "runs", num_args = 1..)]
+    runs: Vec<PathBuf>,
+    /// Where reports go: `<out>/<experiment>/report.md` and its tables and plots.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// The baseline arms every other arm is compared with (default: each experiment's
+    /// `baselines`, recorded in its runs).
+    #[arg(long = "baseline", num_args = 1..)]
+    baselines: Vec<String>,
+    /// The validation accuracy that counts as converged (default: the experiment's `threshold`).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Print the comparisons as a JSON array on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Bootstrap resamples where the bootstrap is not enumerated exactly.
+    #[arg(long, default_value_t = 10_000)]
+    resamples: usize,
+    /// The seed of drawn bootstrap resamples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<()> {
+    if args.resamples < 1000 {
+        anyhow::bail!(
+            "--resamples {}: use at least 1000 (10,000 recommended)",
+            args.resamples
+        );
+    }
+    let runs = read_runs(&args.runs)?;
+    let settings = Settings {
+        threshold: args.threshold,
+        baselines: args.baselines.clone(),
+        resampler: Resampler {
+            resamples: args.resamples,
+            seed: args.seed,
+        },
+        ..Settings::default()
+    };
+    let analysis = analyze(&runs, &settings)?;
+    for experiment in &analysis.experiments {
+        let folder = args.out.join(&experiment.name);
+        write_report(experiment, &settings, &folder)?;
+        let counted = experiment.runs.iter().filter(|r| r.counted).count();
+        eprintln!(
+            "{}: {} runs ({counted} counted), {} arms, {} comparisons → {}",
+            experiment.name,
+            experiment.runs.len(),
+            experiment.arms.len(),
+            experiment.comparisons.len(),
+            folder.join("report.md").display()
+        );
+    }
+    if args.json {
+        let comparisons: Vec<_> = analysis
+            .experiments
+            .iter()
+            .flat_map(|e| &e.comparisons)
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&comparisons)?);
+    }
+    Ok(())
+}
