@@ -10,10 +10,12 @@
 //! ```no_run
 //! use lrlab_analysis::{Settings, analyze, read_runs, write_report};
 //! # fn main() -> lrlab_analysis::Result<()> {
-//! let runs = read_runs(&["runs".into()])?;
-//! let analysis = analyze(&runs, &Settings::default())?;
+//! let runs = read_runs(&["runs"])?;
+//! let settings = Settings::default();
+//! let analysis = analyze(&runs, &settings)?;
 //! for experiment in &analysis.experiments {
-//!     write_report(experiment, &Settings::default(), &std::path::Path::new("reports").join(&experiment.name))?;
+//!     let folder = std::path::Path::new("reports").join(&experiment.name);
+//!     write_report(experiment, &settings, &folder)?;
 //! }
 //! # Ok(())
 //! # }

@@ -61,6 +61,15 @@ fn metric_of(key: &str) -> Metric {
         .expect("a known metric")
 }
 
+/// Appends a Markdown table.
+fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+}
+
 /// Whether a comparison favours the arm: +1 better, −1 worse, 0 not detectably different.
 fn verdict(comparison: &Comparison, alpha: f64) -> i8 {
     if !comparison.holm_p.is_some_and(|p| p < alpha) {
@@ -276,68 +285,75 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
     );
 
     let _ = writeln!(out, "\n## Per-arm summary ({level:.0}% intervals)\n");
-    let _ = writeln!(
-        out,
-        "| metric | arm | n | mean | sd | t-interval | bootstrap interval |"
+    table(
+        &mut out,
+        &[
+            "metric",
+            "arm",
+            "n",
+            "mean",
+            "sd",
+            "t-interval",
+            "bootstrap interval",
+        ],
+        Metric::ALL
+            .into_iter()
+            .filter(|m| *m != Metric::EpochsToThreshold)
+            .flat_map(|metric| e.arms.iter().map(move |arm| (metric, arm)))
+            .map(|(metric, arm)| {
+                let s = summary_of(e, arm, metric);
+                vec![
+                    metric.key().to_owned(),
+                    arm.clone(),
+                    (s.n - s.n_missing).to_string(),
+                    number(s.mean),
+                    number(s.sd),
+                    interval(s.t_lo, s.t_hi),
+                    interval(s.boot_lo, s.boot_hi),
+                ]
+            }),
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    for metric in Metric::ALL
-        .into_iter()
-        .filter(|m| *m != Metric::EpochsToThreshold)
-    {
-        for arm in &e.arms {
-            let s = summary_of(e, arm, metric);
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                metric.key(),
-                arm,
-                s.n - s.n_missing,
-                number(s.mean),
-                number(s.sd),
-                interval(s.t_lo, s.t_hi),
-                interval(s.boot_lo, s.boot_hi)
-            );
-        }
-    }
 
     let _ = writeln!(
         out,
         "\n## Convergence: epochs to validation accuracy ≥ {}\n",
         e.threshold
     );
-    let _ = writeln!(
-        out,
-        "| arm | reached | Kaplan–Meier median | mean (all reached) | per seed |"
+    table(
+        &mut out,
+        &[
+            "arm",
+            "reached",
+            "Kaplan–Meier median",
+            "mean (all reached)",
+            "per seed",
+        ],
+        e.arms.iter().map(|arm| {
+            let s = summary_of(e, arm, Metric::EpochsToThreshold);
+            let per_seed: Vec<String> = e
+                .runs
+                .iter()
+                .filter(|r| r.counted && &r.arm == arm)
+                .filter_map(|r| r.metrics)
+                .map(|m| {
+                    let t = m.epochs_to_threshold;
+                    if t.reached {
+                        t.epochs.to_string()
+                    } else {
+                        format!(">{}", t.epochs)
+                    }
+                })
+                .collect();
+            vec![
+                arm.clone(),
+                format!("{}/{}", s.n - s.n_missing, s.n),
+                s.km_median
+                    .map_or("not reached".to_owned(), |m| format!("{m}")),
+                number(s.mean),
+                per_seed.join(", "),
+            ]
+        }),
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
-    for arm in &e.arms {
-        let s = summary_of(e, arm, Metric::EpochsToThreshold);
-        let per_seed: Vec<String> = e
-            .runs
-            .iter()
-            .filter(|r| r.counted && &r.arm == arm)
-            .filter_map(|r| r.metrics)
-            .map(|m| {
-                let t = m.epochs_to_threshold;
-                if t.reached {
-                    t.epochs.to_string()
-                } else {
-                    format!(">{}", t.epochs)
-                }
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {arm} | {}/{} | {} | {} | {} |",
-            s.n - s.n_missing,
-            s.n,
-            s.km_median
-                .map_or("not reached".to_owned(), |m| format!("{m}")),
-            number(s.mean),
-            per_seed.join(", ")
-        );
-    }
 
     let _ = writeln!(out, "\n## Comparisons (arm − baseline)\n");
     for metric in Metric::ALL {
@@ -345,105 +361,120 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
         if rows.is_empty() {
             continue;
         }
+        let better = if metric.higher_is_better() {
+            "higher"
+        } else {
+            "lower"
+        };
         let _ = writeln!(
             out,
-            "### {} (`{}`, {} is better)\n",
+            "### {} (`{}`, {better} is better)\n",
             metric.label(),
-            metric.key(),
-            if metric.higher_is_better() {
-                "higher"
-            } else {
-                "lower"
-            }
+            metric.key()
         );
         if metric == Metric::EpochsToThreshold {
-            let _ = writeln!(
-                out,
-                "| arm | baseline | reached (arm / baseline) | log-rank z | log-rank p | Holm p | MW U | MW p | diff | Welch p |"
+            table(
+                &mut out,
+                &[
+                    "arm",
+                    "baseline",
+                    "reached (arm / baseline)",
+                    "log-rank z",
+                    "log-rank p",
+                    "Holm p",
+                    "MW U",
+                    "MW p",
+                    "diff",
+                    "Welch p",
+                ],
+                rows.iter().map(|c| {
+                    vec![
+                        c.arm.clone(),
+                        c.baseline.clone(),
+                        format!("{} / {}", number(c.reached_arm), number(c.reached_baseline)),
+                        number(c.logrank_z),
+                        p_value(c.logrank_p),
+                        p_value(c.holm_p),
+                        number(c.mw_u),
+                        p_value(c.mw_p),
+                        number(c.diff),
+                        p_value(c.welch_p),
+                    ]
+                }),
             );
-            let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
-            for c in rows {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} |",
-                    c.arm,
-                    c.baseline,
-                    number(c.reached_arm),
-                    number(c.reached_baseline),
-                    number(c.logrank_z),
-                    p_value(c.logrank_p),
-                    p_value(c.holm_p),
-                    number(c.mw_u),
-                    p_value(c.mw_p),
-                    number(c.diff),
-                    p_value(c.welch_p)
-                );
-            }
         } else {
-            let _ = writeln!(
-                out,
-                "| arm | baseline | diff [bootstrap] | Hedges' g [CI] | Welch t (df) | Welch p | paired p | MW U (p) | Holm p | ASO ε_min |"
+            table(
+                &mut out,
+                &[
+                    "arm",
+                    "baseline",
+                    "diff [bootstrap]",
+                    "Hedges' g [CI]",
+                    "Welch t (df)",
+                    "Welch p",
+                    "paired p",
+                    "MW U (p)",
+                    "Holm p",
+                    "ASO ε_min",
+                ],
+                rows.iter().map(|c| {
+                    vec![
+                        c.arm.clone(),
+                        c.baseline.clone(),
+                        format!(
+                            "{} {}",
+                            number(c.diff),
+                            interval(c.diff_boot_lo, c.diff_boot_hi)
+                        ),
+                        format!(
+                            "{} {}",
+                            number(c.hedges_g),
+                            interval(c.hedges_g_lo, c.hedges_g_hi)
+                        ),
+                        format!("{} ({})", number(c.welch_t), number(c.welch_df)),
+                        p_value(c.welch_p),
+                        p_value(c.paired_p),
+                        format!("{} ({})", number(c.mw_u), p_value(c.mw_p)),
+                        p_value(c.holm_p),
+                        number(c.aso_eps_min),
+                    ]
+                }),
             );
-            let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
-            for c in rows {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} {} | {} {} | {} ({}) | {} | {} | {} ({}) | {} | {} |",
-                    c.arm,
-                    c.baseline,
-                    number(c.diff),
-                    interval(c.diff_boot_lo, c.diff_boot_hi),
-                    number(c.hedges_g),
-                    interval(c.hedges_g_lo, c.hedges_g_hi),
-                    number(c.welch_t),
-                    number(c.welch_df),
-                    p_value(c.welch_p),
-                    p_value(c.paired_p),
-                    number(c.mw_u),
-                    p_value(c.mw_p),
-                    p_value(c.holm_p),
-                    number(c.aso_eps_min)
-                );
-            }
         }
         let _ = writeln!(out);
     }
 
     let _ = writeln!(out, "## Runs\n");
-    let _ = writeln!(
-        out,
-        "| arm | seed | status | epochs | best val acc (epoch) | test acc at best val | final test acc | loss gap | acc gap |"
+    table(
+        &mut out,
+        &[
+            "arm",
+            "seed",
+            "status",
+            "epochs",
+            "best val acc (epoch)",
+            "test acc at best val",
+            "final test acc",
+            "loss gap",
+            "acc gap",
+        ],
+        e.runs.iter().map(|r| {
+            let m = r.metrics;
+            vec![
+                r.arm.clone(),
+                r.seed.to_string(),
+                r.status.as_str().to_owned(),
+                m.map_or(0, |m| m.epochs).to_string(),
+                m.map_or("—".to_owned(), |m| {
+                    format!("{} ({})", number(Some(m.best_val_acc)), m.best_val_epoch)
+                }),
+                number(m.and_then(|m| m.test_acc_at_best_val)),
+                number(m.and_then(|m| m.final_test_acc)),
+                number(m.map(|m| m.final_loss_gap)),
+                number(m.map(|m| m.final_acc_gap)),
+            ]
+        }),
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for r in &e.runs {
-        match r.metrics {
-            Some(m) => {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
-                    r.arm,
-                    r.seed,
-                    r.status.as_str(),
-                    m.epochs,
-                    number(Some(m.best_val_acc)),
-                    m.best_val_epoch,
-                    number(m.test_acc_at_best_val),
-                    number(m.final_test_acc),
-                    number(Some(m.final_loss_gap)),
-                    number(Some(m.final_acc_gap))
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | 0 | — | — | — | — | — |",
-                    r.arm,
-                    r.seed,
-                    r.status.as_str()
-                );
-            }
-        }
-    }
     if !plots.is_empty() {
         let _ = writeln!(out, "\n## Plots\n");
         for plot in plots {
