@@ -70,7 +70,7 @@ impl Resampler {
                 for slot in target.iter_mut() {
                     *slot = source[rng.random_range(0..source.len())];
                 }
-                target.sort_by(f64::total_cmp);
+                target.sort_unstable_by(f64::total_cmp);
             }
             let views: Vec<&[f64]> = drawn.iter().map(Vec::as_slice).collect();
             out.push((statistic(&views), weight));
@@ -101,7 +101,7 @@ fn multiset_count(n: usize) -> f64 {
 /// n! / (∏ cᵢ! · nⁿ) (cᵢ: how often the i-th value is drawn).
 fn all_multisets(sample: &[f64]) -> Vec<(Vec<f64>, f64)> {
     let mut sorted = sample.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    sorted.sort_unstable_by(f64::total_cmp);
     let n = sorted.len();
     let factorial = |k: usize| (1..=k).map(|r| r as f64).product::<f64>();
     let orderings = factorial(n) / (n as f64).powi(n as i32);
@@ -131,7 +131,7 @@ fn all_multisets(sample: &[f64]) -> Vec<(Vec<f64>, f64)> {
 /// The interval between the (1 − level)/2 and (1 + level)/2 quantiles of a discrete
 /// distribution, each the smallest value whose cumulative weight reaches it.
 fn percentile_interval(mut distribution: Weighted, level: f64) -> (f64, f64) {
-    distribution.sort_by(|a, b| a.0.total_cmp(&b.0));
+    distribution.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let quantile = |p: f64| {
         let mut cumulative = 0.0;
         for &(value, weight) in &distribution {
@@ -158,7 +158,7 @@ fn sorted(values: &[f64]) -> Cow<'_, [f64]> {
         Cow::Borrowed(values)
     } else {
         let mut copy = values.to_vec();
-        copy.sort_by(f64::total_cmp);
+        copy.sort_unstable_by(f64::total_cmp);
         Cow::Owned(copy)
     }
 }
