@@ -117,7 +117,7 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
     assert!(stderr.contains("stale lock"), "{stderr}");
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert_eq!(
-        stdout.lines().filter(|l| l.contains(": Complete")).count(),
+        stdout.lines().filter(|l| l.contains(": complete,")).count(),
         4,
         "{stdout}"
     );

@@ -16,8 +16,7 @@ use lrlab_datasets::{
 };
 use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
 use lrlab_trainer::{
-    Data, DeviceChoice, EpochRow, Options, Outcome, Progress, RunDir, RunLabel, Status,
-    TrainConfig, train,
+    Data, DeviceChoice, Options, Outcome, Progress, RunDir, RunLabel, Status, TrainConfig, train,
 };
 
 use crate::data::Dataset;
@@ -316,31 +315,56 @@ fn protocol<E: Examples, M: Network>(
     Ok(())
 }
 
-fn best(epochs: &[EpochRow]) -> Option<&EpochRow> {
-    epochs.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc))
+/// What the run line and the final table say of a finished run.
+struct RunSummary {
+    /// The best validation accuracy, formatted.
+    best_val_acc: String,
+    /// Its epoch.
+    best_epoch: Option<i64>,
+    /// The last epoch's test accuracy, formatted.
+    final_test_acc: String,
+    /// The first epoch reaching the threshold.
+    reached: Option<i64>,
+    /// The run's status, as run.json writes it.
+    status: &'static str,
+}
+
+impl RunSummary {
+    fn of(outcome: &Outcome, threshold: f64) -> Self {
+        let epochs = &outcome.epochs;
+        let best = epochs.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc));
+        RunSummary {
+            best_val_acc: best.map_or("-".into(), |r| format!("{:.4}", r.val_acc)),
+            best_epoch: best.map(|r| r.epoch),
+            final_test_acc: epochs
+                .last()
+                .and_then(|r| r.test_acc)
+                .map_or("-".into(), |a| format!("{a:.4}")),
+            reached: epochs
+                .iter()
+                .find(|r| r.val_acc >= threshold)
+                .map(|r| r.epoch),
+            status: match outcome.status {
+                Status::Running => "running",
+                Status::Complete => "complete",
+                Status::Diverged => "diverged",
+                Status::Failed => "failed",
+            },
+        }
+    }
 }
 
 fn run_line(arm: &str, seed: u64, outcome: &Outcome, threshold: f64) -> String {
-    let best = best(&outcome.epochs);
-    let reached = outcome
-        .epochs
-        .iter()
-        .find(|r| r.val_acc >= threshold)
-        .map(|r| r.epoch);
+    let s = RunSummary::of(outcome, threshold);
     format!(
-        "{arm} seed {seed}: {:?}, {} epochs, best val acc {}, final test acc {}, epochs to {threshold}: {}",
-        outcome.status,
+        "{arm} seed {seed}: {}, {} epochs, best val acc {}{}, final test acc {}, epochs to {threshold}: {}",
+        s.status,
         outcome.epochs_done,
-        best.map_or("-".into(), |r| format!(
-            "{:.4} (epoch {})",
-            r.val_acc, r.epoch
-        )),
-        outcome
-            .epochs
-            .last()
-            .and_then(|r| r.test_acc)
-            .map_or("-".into(), |a| format!("{a:.4}")),
-        reached.map_or("not reached".into(), |e| e.to_string()),
+        s.best_val_acc,
+        s.best_epoch
+            .map_or(String::new(), |e| format!(" (epoch {e})")),
+        s.final_test_acc,
+        s.reached.map_or("not reached".into(), |e| e.to_string()),
     )
 }
 
@@ -351,24 +375,12 @@ fn print_table(experiment: &Experiment, finished: &[(String, u64, Outcome)]) {
         "arm", "seed", "best val acc", "final test acc", "epochs→thr", "status"
     );
     for (arm, seed, outcome) in finished {
-        let best = best(&outcome.epochs).map_or("-".into(), |r| format!("{:.4}", r.val_acc));
-        let test = outcome
-            .epochs
-            .last()
-            .and_then(|r| r.test_acc)
-            .map_or("-".into(), |a| format!("{a:.4}"));
-        let reached = outcome
-            .epochs
-            .iter()
-            .find(|r| r.val_acc >= experiment.threshold);
-        let reached = reached.map_or("-".into(), |r| r.epoch.to_string());
-        let status = match outcome.status {
-            Status::Running => "running",
-            Status::Complete => "complete",
-            Status::Diverged => "diverged",
-            Status::Failed => "failed",
-        };
-        println!("{arm:<16} {seed:>4} {best:>12} {test:>14} {reached:>10} {status:>9}");
+        let s = RunSummary::of(outcome, experiment.threshold);
+        let reached = s.reached.map_or("-".into(), |e| e.to_string());
+        println!(
+            "{arm:<16} {seed:>4} {:>12} {:>14} {reached:>10} {:>9}",
+            s.best_val_acc, s.final_test_acc, s.status
+        );
     }
 }
 
