@@ -160,37 +160,27 @@ pub fn run(args: &Args) -> Result<()> {
         device.location()
     );
     let hub = Hub::from_env();
-    let root = args.out.join(&experiment.experiment);
-    let started = Instant::now();
-    let mut finished = Vec::new();
-    match args.dataset {
+    let protocol = Protocol {
+        experiment: &experiment,
+        plan: &plan,
+        root: args.out.join(&experiment.experiment),
+        device: &device,
+        started: Instant::now(),
+    };
+    let finished = match args.dataset {
         Dataset::Cifar10 => {
+            let ModelSettings::Resnet18 { width } = experiment.model else {
+                bail!(
+                    "{}: cifar10 needs `model.kind = \"resnet18\"`",
+                    path.display()
+                );
+            };
             let splits = load_cifar10(&hub, &Source::cifar10(), &split_config(&experiment))?;
-            protocol(
-                &experiment,
-                &plan,
-                &root,
-                &device,
-                &splits,
-                started,
-                &mut finished,
-                |seed| {
-                    let ModelSettings::Resnet18 { width } = experiment.model else {
-                        bail!(
-                            "{}: cifar10 needs `model.kind = \"resnet18\"`",
-                            path.display()
-                        );
-                    };
-                    Ok(ResNet18::new(
-                        ResNetConfig {
-                            width,
-                            num_classes: 10,
-                        },
-                        seed,
-                        &device,
-                    )?)
-                },
-            )?;
+            let config = ResNetConfig {
+                width,
+                num_classes: 10,
+            };
+            protocol.run(&splits, |seed| Ok(ResNet18::new(config, seed, &device)?))?
         }
         Dataset::Imdb => {
             let ModelSettings::Bert { checkpoint } = &experiment.model else {
@@ -207,23 +197,14 @@ pub fn run(args: &Args) -> Result<()> {
             };
             let config = hub.file(&repo, "config.json")?;
             let weights = hub.file(&repo, "model.safetensors")?;
-            protocol(
-                &experiment,
-                &plan,
-                &root,
-                &device,
-                &splits,
-                started,
-                &mut finished,
-                |seed| {
-                    let bert = BertConfig::from_file(&config)?;
-                    let (model, _) =
-                        BertClassifier::from_checkpoint(bert, &[&weights], 2, seed, &device)?;
-                    Ok(model)
-                },
-            )?;
+            protocol.run(&splits, |seed| {
+                let bert = BertConfig::from_file(&config)?;
+                let (model, _) =
+                    BertClassifier::from_checkpoint(bert, &[&weights], 2, seed, &device)?;
+                Ok(model)
+            })?
         }
-    }
+    };
     print_table(&experiment, &finished);
     Ok(())
 }
@@ -241,78 +222,93 @@ fn split_config(experiment: &Experiment) -> SplitConfig {
     }
 }
 
-/// Trains the planned runs one after the other.
-#[allow(clippy::too_many_arguments)]
-fn protocol<E: Examples, M: Network>(
-    experiment: &Experiment,
-    plan: &[Planned],
-    root: &std::path::Path,
-    device: &Device,
-    splits: &Splits<E>,
+/// The protocol's runs and where they go, whatever the data and model.
+struct Protocol<'a> {
+    experiment: &'a Experiment,
+    plan: &'a [Planned],
+    /// `<out>/<experiment>`.
+    root: PathBuf,
+    device: &'a Device,
     started: Instant,
-    finished: &mut Vec<(String, u64, Outcome)>,
-    model: impl Fn(u64) -> Result<M>,
-) -> Result<()> {
-    let data = Data::from_splits(splits, true);
-    for (index, planned) in plan.iter().enumerate() {
-        let folder = root
-            .join(&planned.arm)
-            .join(format!("seed-{}", planned.seed));
-        let run = RunDir::new(&folder);
-        let eta = match index {
-            0 => String::new(),
-            _ => {
-                let per_run = started.elapsed().as_secs_f64() / index as f64;
-                format!(", ETA {:.0} s", per_run * (plan.len() - index) as f64)
-            }
-        };
-        eprintln!(
-            "[run {}/{}{eta}] {} seed {}",
-            index + 1,
-            plan.len(),
-            planned.arm,
-            planned.seed
-        );
-        let lock = RunLock::take(&folder)?;
-        let scheduler = experiment.arms[&planned.arm].clone();
-        let config = TrainConfig {
-            epochs: experiment.train.epochs,
-            batch_size: experiment.train.batch_size,
-            eval_batch_size: experiment.train.eval_batch_size,
-            seed: planned.seed,
-            augment: experiment.train.augment,
-            keep_best: experiment.train.keep_best,
-            optimizer: experiment.optimizer_of(&planned.arm),
-            scheduler,
-        };
-        let label = RunLabel {
-            experiment: experiment.experiment.clone(),
-            arm: planned.arm.clone(),
-            config: serde_json::json!({ "experiment": experiment, "train": config }),
-            git_commit: git_commit(),
-        };
-        let options = Options {
-            stop_after: None,
-            progress: Progress::Auto,
-        };
-        let outcome = train(
-            &model(planned.seed)?,
-            &data,
-            &config,
-            &label,
-            &run,
+}
+
+impl Protocol<'_> {
+    /// Trains the planned runs one after the other, each from `model(seed)`; returns each
+    /// run's arm, seed and outcome.
+    fn run<E: Examples, M: Network>(
+        &self,
+        splits: &Splits<E>,
+        model: impl Fn(u64) -> Result<M>,
+    ) -> Result<Vec<(String, u64, Outcome)>> {
+        let Protocol {
+            experiment,
+            plan,
+            root,
             device,
-            options,
-        )
-        .with_context(|| format!("run {}", folder.display()))?;
-        drop(lock);
-        println!(
-            "{}",
-            run_line(&planned.arm, planned.seed, &outcome, experiment.threshold)
-        );
-        finished.push((planned.arm.clone(), planned.seed, outcome));
+            started,
+        } = self;
+        let mut finished = Vec::new();
+        let data = Data::from_splits(splits, true);
+        for (index, planned) in plan.iter().enumerate() {
+            let folder = root
+                .join(&planned.arm)
+                .join(format!("seed-{}", planned.seed));
+            let run = RunDir::new(&folder);
+            let eta = match index {
+                0 => String::new(),
+                _ => {
+                    let per_run = started.elapsed().as_secs_f64() / index as f64;
+                    format!(", ETA {:.0} s", per_run * (plan.len() - index) as f64)
+                }
+            };
+            eprintln!(
+                "[run {}/{}{eta}] {} seed {}",
+                index + 1,
+                plan.len(),
+                planned.arm,
+                planned.seed
+            );
+            let lock = RunLock::take(&folder)?;
+            let scheduler = experiment.arms[&planned.arm].clone();
+            let config = TrainConfig {
+                epochs: experiment.train.epochs,
+                batch_size: experiment.train.batch_size,
+                eval_batch_size: experiment.train.eval_batch_size,
+                seed: planned.seed,
+                augment: experiment.train.augment,
+                keep_best: experiment.train.keep_best,
+                optimizer: experiment.optimizer_of(&planned.arm),
+                scheduler,
+            };
+            let label = RunLabel {
+                experiment: experiment.experiment.clone(),
+                arm: planned.arm.clone(),
+                config: serde_json::json!({ "experiment": experiment, "train": config }),
+                git_commit: git_commit(),
+            };
+            let options = Options {
+                stop_after: None,
+                progress: Progress::Auto,
+            };
+            let outcome = train(
+                &model(planned.seed)?,
+                &data,
+                &config,
+                &label,
+                &run,
+                device,
+                options,
+            )
+            .with_context(|| format!("run {}", folder.display()))?;
+            drop(lock);
+            println!(
+                "{}",
+                run_line(&planned.arm, planned.seed, &outcome, experiment.threshold)
+            );
+            finished.push((planned.arm.clone(), planned.seed, outcome));
+        }
+        Ok(finished)
     }
-    Ok(())
 }
 
 /// What the run line and the final table say of a finished run.
