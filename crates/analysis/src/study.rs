@@ -504,11 +504,14 @@ fn compare(
     });
     // Ranks stay meaningful under censoring when every censored run was watched at least as
     // long as any run needed to reach the threshold ("not reached" ranks above all times).
+    let censored = survival.then(|| (times(arm_runs), times(base_runs)));
     let ranked: Option<(Vec<f64>, Vec<f64>)> = if complete {
         Some((a.clone(), b.clone()))
     } else {
-        let (ta, tb) = (times(arm_runs), times(base_runs));
-        let pooled = || ta.iter().chain(&tb);
+        let (ta, tb) = censored
+            .as_ref()
+            .expect("only epochs to threshold are censored");
+        let pooled = || ta.iter().chain(tb);
         let last_event = pooled()
             .filter(|c| c.observed)
             .map(|c| c.time)
@@ -534,9 +537,9 @@ fn compare(
             &format!("{name}/aso"),
         )
     });
-    let logrank = survival
-        .then(|| stats::log_rank(&times(arm_runs), &times(base_runs)))
-        .flatten();
+    let logrank = censored
+        .as_ref()
+        .and_then(|(ta, tb)| stats::log_rank(ta, tb));
     let reached = |runs: &[(u64, RunMetrics)], with: &[f64]| {
         (survival && !runs.is_empty()).then(|| with.len() as f64 / runs.len() as f64)
     };
@@ -587,17 +590,16 @@ fn arm_curves(arm: &str, runs: &[&Run]) -> ArmCurves {
         .iter()
         .filter(|r| r.status.counts() && !r.curves.is_empty())
         .collect();
-    let longest = counted.iter().map(|r| r.curves.len()).max().unwrap_or(0);
+    let mut epochs: Vec<u32> = counted
+        .iter()
+        .flat_map(|r| r.curves.epoch.iter().copied())
+        .collect();
+    epochs.sort_unstable();
+    epochs.dedup();
     let mut bands = BTreeMap::new();
     for quantity in Quantity::ALL {
-        let mut points = Vec::with_capacity(longest);
-        let mut epochs: Vec<u32> = counted
-            .iter()
-            .flat_map(|r| r.curves.epoch.iter().copied())
-            .collect();
-        epochs.sort_unstable();
-        epochs.dedup();
-        for epoch in epochs {
+        let mut points = Vec::with_capacity(epochs.len());
+        for &epoch in &epochs {
             let values: Vec<f64> = counted
                 .iter()
                 .filter_map(|r| {
