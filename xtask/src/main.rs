@@ -6,6 +6,7 @@ mod data;
 mod evaluate;
 mod experiment;
 mod schedule;
+mod speed;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
     Schedule(schedule::Args),
+    /// Time lrlab's training step (and with --pytorch PyTorch's, side by side) on the CPU or GPU.
+    Speed(speed::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Experiment(args) => experiment::run(&args),
         Command::Schedule(args) => schedule::run(&args),
+        Command::Speed(args) => speed::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

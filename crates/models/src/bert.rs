@@ -11,14 +11,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, IndexOp, Module, ModuleT, Result, Tensor};
-use candle_nn::{Embedding, Linear};
+use candle_nn::Embedding;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use serde::Deserialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
-use crate::layers::{Dropout, DropoutRng, LayerNorm, linear, softmax_last_dim};
+use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, linear, softmax_last_dim};
 use crate::params::{Builder, Init, Parameters};
+use crate::precision::{Compute, Precision};
 
 /// A BERT `config.json`: candle-transformers' [`Config`] and the attention dropout, which it
 /// does not read.
@@ -190,7 +191,8 @@ impl EncoderLayer {
     }
 
     /// `(B, L, H)` hidden states to the next layer's; `mask_bias` is `(B, 1, 1, L)`, 0 for real
-    /// tokens and the most negative float for padding.
+    /// tokens and the most negative float for padding. The products run in the compute
+    /// precision; scores, softmax, residuals and layer norms in `f32`, as autocast does.
     fn forward_t(&self, hidden: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
         let (batch, len, size) = hidden.dims3()?;
         let head_size = size / self.heads;
@@ -202,10 +204,12 @@ impl EncoderLayer {
         let query = split_heads(self.query.forward(hidden)?)?;
         let key = split_heads(self.key.forward(hidden)?)?;
         let value = split_heads(self.value.forward(hidden)?)?;
-        let scores = (query.matmul(&key.t()?)? * (head_size as f64).powf(-0.5))?;
+        let scores = query.matmul(&key.t()?)?.to_dtype(DType::F32)?;
+        let scores = (scores * (head_size as f64).powf(-0.5))?;
         let probabilities = softmax_last_dim(&scores.broadcast_add(mask_bias)?)?;
         let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
         let context = probabilities
+            .to_dtype(value.dtype())?
             .matmul(&value)?
             .transpose(1, 2)?
             .contiguous()?
@@ -213,6 +217,7 @@ impl EncoderLayer {
         let attended = self
             .hidden_dropout
             .forward_t(&self.attention_output.forward(&context)?, train)?;
+        let attended = attended.to_dtype(DType::F32)?;
         let attended = self.attention_norm.forward(&(attended + hidden)?)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
@@ -223,7 +228,8 @@ impl EncoderLayer {
         let out = self
             .hidden_dropout
             .forward_t(&self.output.forward(&inner)?, train)?;
-        self.output_norm.forward(&(out + attended)?)
+        self.output_norm
+            .forward(&(out.to_dtype(DType::F32)? + attended)?)
     }
 }
 
@@ -240,6 +246,7 @@ pub struct BertClassifier {
     classifier: Linear,
     rng: Arc<DropoutRng>,
     parameters: Parameters,
+    compute: Compute,
 }
 
 impl BertClassifier {
@@ -304,6 +311,7 @@ impl BertClassifier {
         let pooler = linear(&mut b, "bert.pooler.dense", (h, h), init, HINT)?;
         let classifier_hint = "`num_labels` must match the checkpoint's classifier";
         let classifier = linear(&mut b, "classifier", (h, num_labels), init, classifier_hint)?;
+        let compute = b.compute();
         let (parameters, fresh, unused, _) = b.finish();
         let model = Self {
             dropout: Dropout::new(config.classifier_dropout(), &rng),
@@ -314,12 +322,13 @@ impl BertClassifier {
             classifier,
             rng,
             parameters,
+            compute,
         };
         Ok((model, LoadReport { fresh, unused }))
     }
 
     /// Logits for `(B, L)` token ids; `attention_mask` `(B, L)` is 1 for real tokens and 0 for
-    /// padding (all ones when `None`).
+    /// padding (all ones when `None`). The logits are `f32` whatever the compute precision.
     pub fn forward_masked(
         &self,
         input_ids: &Tensor,
@@ -339,7 +348,8 @@ impl BertClassifier {
         }
         let pooled = self.pooler.forward(&hidden.i((.., 0))?)?.tanh()?;
         self.classifier
-            .forward(&self.dropout.forward_t(&pooled, train)?)
+            .forward(&self.dropout.forward_t(&pooled, train)?)?
+            .to_dtype(DType::F32)
     }
 
     /// Starts dropout stream `stream` (for instance the optimizer step), so that the masks of a
@@ -356,6 +366,16 @@ impl BertClassifier {
     /// Its tensors by transformers name.
     pub fn parameters(&self) -> &Parameters {
         &self.parameters
+    }
+
+    /// Computes in `precision` from now on (the parameters stay `f32`).
+    pub fn set_precision(&self, precision: Precision) {
+        self.compute.set(precision);
+    }
+
+    /// The precision it computes in.
+    pub fn precision(&self) -> Precision {
+        self.compute.get()
     }
 }
 

@@ -1,21 +1,41 @@
 //! Layers that must train: candle-nn's fused layer norm and softmax record no backward pass, its
 //! batch norm keeps no `num_batches_tracked`, and the CPU random generator cannot be seeded, so
-//! these are built here from differentiable primitives, with seeded dropout.
+//! these are built here from differentiable primitives, with seeded dropout. Products and
+//! convolutions run in the model's [`Compute`] precision, normalisations in `f32`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use candle_core::{D, Result, Tensor, Var};
-use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use candle_core::{D, DType, Module, Result, Tensor, Var};
+use candle_nn::Conv2dConfig;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error;
+use crate::ops::im2col;
 use crate::params::{Builder, Init};
+use crate::precision::Compute;
 
-/// A linear layer `y = x Wᵀ + b` with PyTorch's default initialisation
-/// (uniform on ±1/√fan_in for weight and bias), or `weight_init` and a zero bias.
+/// A linear layer `y = x Wᵀ + b` in the model's compute precision.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+    compute: Compute,
+}
+
+impl Linear {
+    /// `x Wᵀ + b`, in the compute precision whatever `x`'s type.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = &self.compute;
+        candle_nn::Linear::new(c.cast(&self.weight)?, Some(c.cast(&self.bias)?))
+            .forward(&c.cast(x)?)
+    }
+}
+
+/// A linear layer with PyTorch's default initialisation (uniform on ±1/√fan_in for weight and
+/// bias), or `weight_init` and a zero bias.
 pub(crate) fn linear(
     b: &mut Builder,
     name: &str,
@@ -35,7 +55,41 @@ pub(crate) fn linear(
         hint,
     )?;
     let bias = b.trainable(&format!("{name}.bias"), &[fan_out], bias_init, hint)?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear {
+        weight,
+        bias,
+        compute: b.compute(),
+    })
+}
+
+/// A bias-free 2-d convolution in the model's compute precision.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv2d {
+    weight: Tensor,
+    config: Conv2dConfig,
+    compute: Compute,
+}
+
+impl Conv2d {
+    /// The convolution of `x`, in the compute precision whatever `x`'s type; on the CPU as
+    /// im2col and one matrix product (candle's CPU convolution has no bf16 product, and takes
+    /// its input gradient through a slow transposed convolution).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = &self.compute;
+        let (x, weight) = (c.cast(x)?, c.cast(&self.weight)?);
+        let Conv2dConfig {
+            padding,
+            stride,
+            dilation,
+            groups,
+            ..
+        } = self.config;
+        if im2col::supported(&x) && dilation == 1 && groups == 1 {
+            im2col::conv2d(&x, &weight, stride, padding)
+        } else {
+            candle_nn::Conv2d::new(weight, None, self.config).forward(&x)
+        }
+    }
 }
 
 /// A bias-free square convolution, He-initialised for ReLU on fan-out as torchvision's ResNet is.
@@ -51,7 +105,11 @@ pub(crate) fn conv2d(
     let init = Init::Normal((2.0 / fan_out as f64).sqrt());
     let shape = [channels_out, channels_in, kernel, kernel];
     let weight = b.trainable(&format!("{name}.weight"), &shape, init, hint)?;
-    Ok(Conv2d::new(weight, None, config))
+    Ok(Conv2d {
+        weight,
+        config,
+        compute: b.compute(),
+    })
 }
 
 /// Layer normalisation over the last dimension, differentiable in every input.
@@ -86,8 +144,10 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
-    /// `(x − mean) / √(var + eps) · weight + bias`, with the biased variance, as PyTorch.
+    /// `(x − mean) / √(var + eps) · weight + bias`, with the biased variance, as PyTorch; in
+    /// `f32` whatever `x`'s type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?;
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
         centred
@@ -109,6 +169,7 @@ pub(crate) struct BatchNorm2d {
     num_batches_tracked: Arc<AtomicI64>,
     momentum: f64,
     eps: f64,
+    compute: Compute,
 }
 
 impl BatchNorm2d {
@@ -138,11 +199,14 @@ impl BatchNorm2d {
             num_batches_tracked: b.counter(&format!("{name}.num_batches_tracked"), hint)?,
             momentum: Self::MOMENTUM,
             eps: Self::EPS,
+            compute: b.compute(),
         })
     }
 
-    /// Normalises `x`; in training, also moves the running statistics.
+    /// Normalises `x` (in `f32`, returned in the compute precision); in training, also moves
+    /// the running statistics.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = &x.to_dtype(DType::F32)?;
         let channels = (1, self.weight.elem_count(), 1, 1);
         let weight = self.weight.reshape(channels)?;
         let bias = self.bias.reshape(channels)?;
@@ -151,29 +215,42 @@ impl BatchNorm2d {
                 weight.broadcast_div(&(self.running_var.reshape(channels)? + self.eps)?.sqrt()?)?;
             let shift =
                 bias.broadcast_sub(&self.running_mean.reshape(channels)?.broadcast_mul(&scale)?)?;
-            return x.broadcast_mul(&scale)?.broadcast_add(&shift);
+            return self
+                .compute
+                .cast(&x.broadcast_mul(&scale)?.broadcast_add(&shift)?);
         }
         let (n, _, h, w) = x.dims4()?;
+        let count = (n * h * w) as f64;
         // One dimension at a time, the contiguous one first: candle reduces a last dimension
         // far faster than several strided ones at once.
         let channel_mean = |t: &Tensor| t.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(0);
         let mean = channel_mean(x)?;
         let centred = x.broadcast_sub(&mean)?;
         let variance = channel_mean(&centred.sqr()?)?;
-        let count = (n * h * w) as f64;
+        self.update_running(
+            &mean.detach().flatten_all()?,
+            &variance.detach().flatten_all()?,
+            count,
+        )?;
+        self.compute.cast(
+            &centred
+                .broadcast_div(&(variance + self.eps)?.sqrt()?)?
+                .broadcast_mul(&weight)?
+                .broadcast_add(&bias)?,
+        )
+    }
+
+    /// Moves the running statistics towards a batch's mean and biased variance over `count`
+    /// values per channel (the variance made unbiased, as PyTorch).
+    fn update_running(&self, mean: &Tensor, variance: &Tensor, count: f64) -> Result<()> {
         let m = self.momentum;
-        let new_mean =
-            ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
+        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
         let unbiased = m * count / (count - 1.0).max(1.0);
-        let new_var = ((self.running_var.as_tensor() * (1.0 - m))?
-            + (variance.detach().flatten_all()? * unbiased)?)?;
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (variance * unbiased)?)?;
         self.running_mean.set(&new_mean)?;
         self.running_var.set(&new_var)?;
         self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
-        centred
-            .broadcast_div(&(variance + self.eps)?.sqrt()?)?
-            .broadcast_mul(&weight)?
-            .broadcast_add(&bias)
+        Ok(())
     }
 }
 

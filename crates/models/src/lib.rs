@@ -17,6 +17,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Precision::Bf16`] computes products and convolutions in bfloat16 over `f32` parameters, as
+//! PyTorch's autocast does.
+//!
 //! Every fresh tensor is drawn from the seed and its own name, and dropout masks from the seed,
 //! the stream set per step and the mask's rank, so that runs repeat exactly.
 
@@ -25,11 +28,14 @@ mod checkpoint;
 mod error;
 mod layers;
 mod network;
+mod ops;
 mod params;
+mod precision;
 mod resnet;
 
 pub use bert::{BertClassifier, BertConfig, LoadReport};
 pub use error::{ModelError, Result};
 pub use network::Network;
 pub use params::Parameters;
+pub use precision::Precision;
 pub use resnet::{ResNet18, ResNetConfig};

@@ -13,6 +13,7 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{ModelError, Result};
+use crate::precision::Compute;
 
 /// Every tensor of a model by its PyTorch name, in the order the model creates them.
 #[derive(Clone, Debug, Default)]
@@ -120,6 +121,7 @@ pub(crate) struct Builder {
     device: Device,
     params: Parameters,
     fresh: Vec<String>,
+    compute: Compute,
 }
 
 impl Builder {
@@ -132,6 +134,7 @@ impl Builder {
             device: device.clone(),
             params: Parameters::default(),
             fresh: Vec::new(),
+            compute: Compute::default(),
         }
     }
 
@@ -148,6 +151,11 @@ impl Builder {
             fresh_allowed,
             ..Self::fresh(seed, device)
         }
+    }
+
+    /// The compute precision of the model being built, shared by all its layers.
+    pub fn compute(&self) -> Compute {
+        self.compute.clone()
     }
 
     /// A trainable parameter.

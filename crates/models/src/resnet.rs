@@ -5,14 +5,15 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Module, ModuleT, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use candle_core::{DType, Device, ModuleT, Result, Tensor};
+use candle_nn::Conv2dConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
-use crate::layers::{BatchNorm2d, conv2d, linear};
+use crate::layers::{BatchNorm2d, Conv2d, Linear, conv2d, linear};
 use crate::params::{Builder, Parameters};
+use crate::precision::{Compute, Precision};
 
 /// The shape of a CIFAR ResNet-18.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +116,7 @@ pub struct ResNet18 {
     blocks: Vec<BasicBlock>,
     fc: Linear,
     parameters: Parameters,
+    compute: Compute,
 }
 
 impl ResNet18 {
@@ -167,6 +169,7 @@ impl ResNet18 {
             }
         }
         let fc = linear(&mut b, "fc", (channels, num_classes), None, HINT)?;
+        let compute = b.compute();
         let (parameters, _, unused, files) = b.finish();
         if let (Some(files), false) = (files, unused.is_empty()) {
             return Err(ModelError::UnexpectedTensors {
@@ -181,6 +184,7 @@ impl ResNet18 {
             blocks,
             fc,
             parameters,
+            compute,
         })
     }
 
@@ -193,9 +197,20 @@ impl ResNet18 {
     pub fn parameters(&self) -> &Parameters {
         &self.parameters
     }
+
+    /// Computes in `precision` from now on (the parameters stay `f32`).
+    pub fn set_precision(&self, precision: Precision) {
+        self.compute.set(precision);
+    }
+
+    /// The precision it computes in.
+    pub fn precision(&self) -> Precision {
+        self.compute.get()
+    }
 }
 
 impl ModuleT for ResNet18 {
+    /// `f32` logits, whatever the compute precision.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self
             .bn1
@@ -204,6 +219,6 @@ impl ModuleT for ResNet18 {
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }
-        self.fc.forward(&x.mean((2, 3))?)
+        self.fc.forward(&x.mean((2, 3))?)?.to_dtype(DType::F32)
     }
 }

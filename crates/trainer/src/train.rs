@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::loss::cross_entropy;
 use lrlab_datasets::{Augment, Examples, Splits, epoch_batches};
-use lrlab_models::Network;
+use lrlab_models::{Network, Precision};
 use lrlab_schedulers::{
     AnyScheduler, EpochEnd, Observation, Scheduler, SchedulerConfig, Signal, StepEnd,
 };
@@ -38,6 +38,14 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// The learning-rate schedule.
     pub scheduler: SchedulerConfig,
+    /// The model's compute precision: `f32`, or `bf16` products over `f32` parameters; the
+    /// loss, the gradients and the optimizer's state are `f32` in both.
+    #[serde(default)]
+    pub dtype: Precision,
+    /// On a CUDA GPU, `f32` products on the TF32 tensor cores (PyTorch's `allow_tf32`); no
+    /// effect on the CPU. A process-wide setting of candle's, set by [`train`].
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 impl TrainConfig {
@@ -53,6 +61,8 @@ impl TrainConfig {
             keep_best: false,
             optimizer: OptimizerConfig::plan(),
             scheduler,
+            dtype: Precision::F32,
+            tf32: false,
         }
     }
 }
@@ -174,6 +184,8 @@ pub fn train<M: Network, E: Examples>(
     options: Options,
 ) -> Result<Outcome> {
     check(config, data)?;
+    model.set_precision(config.dtype);
+    candle_core::cuda::set_gemm_reduced_precision_f32(config.tf32);
     let mut scheduler =
         config
             .scheduler

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
+use lrlab_models::Precision;
 use lrlab_schedulers::SchedulerConfig;
 use lrlab_trainer::OptimizerConfig;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,12 @@ pub struct TrainSettings {
     pub augment: bool,
     /// Keep the best epoch's weights.
     pub keep_best: bool,
+    /// The compute precision: `f32`, or `bf16` products over `f32` parameters.
+    #[serde(default)]
+    pub dtype: Precision,
+    /// TF32 tensor cores for `f32` products on a CUDA GPU.
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 impl Experiment {

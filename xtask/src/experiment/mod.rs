@@ -14,7 +14,7 @@ use lrlab_datasets::{
     Examples, Hub, Limits, RepoRef, Source, SplitConfig, Splits, load_cifar10, load_imdb,
     text_encoder,
 };
-use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
+use lrlab_models::{BertClassifier, BertConfig, Network, Precision, ResNet18, ResNetConfig};
 use lrlab_trainer::{
     Data, DeviceChoice, Options, Outcome, Progress, RunDir, RunLabel, Status, TrainConfig, train,
 };
@@ -68,6 +68,12 @@ pub struct Args {
     /// Epochs per run, instead of the file's.
     #[arg(long)]
     epochs: Option<u64>,
+    /// The compute precision (`f32` | `bf16`), instead of the file's `train.dtype`.
+    #[arg(long)]
+    dtype: Option<Precision>,
+    /// TF32 tensor cores for `f32` products on a CUDA GPU (sets the file's `train.tf32`).
+    #[arg(long)]
+    tf32: bool,
     /// The folder of the runs: `<out>/<experiment>/<arm>/seed-<k>/`.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
@@ -131,6 +137,10 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(seeds) = &args.seeds {
         experiment.train.seeds = seeds.clone();
     }
+    if let Some(dtype) = args.dtype {
+        experiment.train.dtype = dtype;
+    }
+    experiment.train.tf32 |= args.tf32;
     if let Some(arms) = &args.arms {
         for arm in arms {
             if !experiment.arms.contains_key(arm) {
@@ -150,13 +160,14 @@ pub fn run(args: &Args) -> Result<()> {
     let arms: Vec<String> = experiment.arms.keys().cloned().collect();
     let plan = plan_runs(&arms, &experiment.train.seeds, args.shard);
     eprintln!(
-        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs, on {:?}",
+        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs, {}, on {:?}",
         experiment.experiment,
         plan.len(),
         experiment.arms.len(),
         experiment.train.seeds.len(),
         args.preset,
         experiment.train.epochs,
+        experiment.train.dtype,
         device.location()
     );
     let hub = Hub::from_env();
@@ -279,6 +290,8 @@ impl Protocol<'_> {
                 keep_best: experiment.train.keep_best,
                 optimizer: experiment.optimizer_of(&planned.arm),
                 scheduler,
+                dtype: experiment.train.dtype,
+                tf32: experiment.train.tf32,
             };
             let label = RunLabel {
                 experiment: experiment.experiment.clone(),

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use lrlab_datasets::{Hub, RepoRef};
-use lrlab_models::{BertClassifier, BertConfig};
+use lrlab_models::{BertClassifier, BertConfig, Network};
 
 /// The checkpoint of the BERT tests, present in `../shared/hf-cache`.
 pub const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -71,5 +71,120 @@ pub fn assert_close(what: &str, actual: &Tensor, expected: &Tensor, tolerance: f
     assert!(
         error <= tolerance,
         "{what}: relative error {error:.3e} > {tolerance:e}"
+    );
+}
+
+/// A two-layer BERT of random weights (hidden 64, 4 heads, vocabulary 1000): the layers of the
+/// real one at a size every device test can afford, with no file to read.
+pub fn small_bert(seed: u64, device: &Device) -> BertClassifier {
+    let config: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,
+        "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0
+    }))
+    .unwrap();
+    BertClassifier::new(config, 2, seed, device).unwrap()
+}
+
+/// `(batch, len)` token ids below 1000 with the last two of the first row padding.
+pub fn small_ids(batch: usize, len: usize, device: &Device) -> Tensor {
+    let ids: Vec<u32> = (0..batch * len)
+        .map(|i| {
+            if i == len - 1 || i == len - 2 {
+                0
+            } else {
+                1 + (i as u32 * 7919) % 999
+            }
+        })
+        .collect();
+    Tensor::from_vec(ids, (batch, len), device).unwrap()
+}
+
+/// What one training step computes: logits, loss and every parameter's gradient (on the CPU).
+pub struct Step {
+    pub logits: Tensor,
+    pub loss: Tensor,
+    pub gradients: Vec<(String, Tensor)>,
+}
+
+/// A training-mode forward pass of `model` on `inputs`, cross-entropy against labels
+/// `i mod classes`, and the backward pass; dropout stream 1.
+pub fn training_step(model: &impl Network, inputs: &Tensor, classes: u32) -> Step {
+    let batch = inputs.dim(0).unwrap() as u32;
+    let labels = Tensor::new(
+        (0..batch).map(|i| i % classes).collect::<Vec<_>>(),
+        inputs.device(),
+    );
+    model.set_random_stream(1);
+    let logits = model.forward_t(inputs, true).unwrap();
+    assert_eq!(logits.dtype(), DType::F32, "logits must come out in f32");
+    let loss = candle_nn::loss::cross_entropy(&logits, &labels.unwrap()).unwrap();
+    let grads = loss.backward().unwrap();
+    let gradients = model
+        .parameters()
+        .trainable()
+        .iter()
+        .map(|(name, var)| {
+            assert_eq!(var.dtype(), DType::F32, "{name}: parameters stay f32");
+            let grad = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no gradient"));
+            assert_eq!(grad.dtype(), DType::F32, "{name}: gradients are f32");
+            (name.clone(), grad.to_device(&Device::Cpu).unwrap())
+        })
+        .collect();
+    Step {
+        logits: logits.to_device(&Device::Cpu).unwrap(),
+        loss: loss.to_device(&Device::Cpu).unwrap(),
+        gradients,
+    }
+}
+
+/// ‖a − b‖ / ‖b‖ over every gradient together.
+fn gradient_error(actual: &Step, expected: &Step) -> f64 {
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for ((name, a), (other, b)) in actual.gradients.iter().zip(&expected.gradients) {
+        assert_eq!(name, other);
+        let a = a.to_dtype(DType::F64).unwrap();
+        let b = b.to_dtype(DType::F64).unwrap();
+        diff += (a - &b)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        norm += b
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+    }
+    (diff / norm).sqrt()
+}
+
+/// Asserts that two steps of the same model agree: logits and loss within `values`, the
+/// gradients as one vector within `gradients` (relative errors).
+pub fn assert_same_step(what: &str, actual: &Step, expected: &Step, values: f64, gradients: f64) {
+    assert_close(
+        &format!("{what}: logits"),
+        &actual.logits,
+        &expected.logits,
+        values,
+    );
+    assert_close(
+        &format!("{what}: loss"),
+        &actual.loss,
+        &expected.loss,
+        values,
+    );
+    let error = gradient_error(actual, expected);
+    assert!(
+        error <= gradients,
+        "{what}: gradients' relative error {error:.3e} > {gradients:e}"
     );
 }

@@ -1,0 +1,74 @@
+//! The models on a CUDA GPU against the same models on the CPU: one training step's logits,
+//! loss and gradients, in f32 and in bf16. Only with `--features cuda`, on a machine with a GPU
+//! (`scripts/build-cuda.sh` builds this test; `scripts/gpu-check.sh` runs it there).
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::{assert_same_step, small_bert, small_ids, training_step};
+use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
+
+/// cuBLAS and candle's CUDA kernels sum in other orders than the CPU's: f32 rounding.
+const F32_VALUES: f64 = 1e-4;
+const F32_GRADIENTS: f64 = 1e-3;
+/// bf16 on the GPU against f32 on the CPU: the bounds of `tests/precision.rs` (PyTorch's own
+/// bf16 error at these settings, and a little more).
+const BF16_VALUES: f64 = 3e-2;
+
+fn gpu() -> Device {
+    Device::new_cuda(0).expect("these tests need a CUDA GPU")
+}
+
+fn compare<M: Network>(
+    what: &str,
+    build: impl Fn(&Device) -> M,
+    inputs: &Tensor,
+    classes: u32,
+    bf16_gradients: f64,
+) {
+    let gpu = gpu();
+    let on_cpu = training_step(&build(&Device::Cpu), inputs, classes);
+    let model = build(&gpu);
+    let gpu_inputs = inputs.to_device(&gpu).unwrap();
+    let on_gpu = training_step(&model, &gpu_inputs, classes);
+    assert_same_step(
+        &format!("{what}, f32"),
+        &on_gpu,
+        &on_cpu,
+        F32_VALUES,
+        F32_GRADIENTS,
+    );
+    let model = build(&gpu);
+    model.set_precision(Precision::Bf16);
+    let on_gpu = training_step(&model, &gpu_inputs, classes);
+    assert_same_step(
+        &format!("{what}, bf16"),
+        &on_gpu,
+        &on_cpu,
+        BF16_VALUES,
+        bf16_gradients,
+    );
+}
+
+#[test]
+fn resnet_on_the_gpu_computes_the_cpus_step() {
+    let config = ResNetConfig {
+        width: 16,
+        num_classes: 10,
+    };
+    let images = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
+    compare(
+        "resnet18",
+        |d| ResNet18::new(config, 7, d).unwrap(),
+        &images,
+        10,
+        0.4,
+    );
+}
+
+#[test]
+fn bert_on_the_gpu_computes_the_cpus_step() {
+    let ids = small_ids(4, 32, &Device::Cpu);
+    compare("bert", |d| small_bert(9, d), &ids, 2, 6e-2);
+}

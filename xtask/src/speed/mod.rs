@@ -1,0 +1,453 @@
+//! `cargo xtask speed`: lrlab's training step — the real models, cross-entropy and the trainer's
+//! Adam — timed on the CPU or a CUDA GPU, and with `--pytorch` PyTorch's same step on the same
+//! machine in the same call, the two tools taking turns round by round, so that both see the
+//! same machine. The workloads are defined once, in `scripts/speed/workloads.json`, for both.
+//! On the CPU it refuses to report a round during which other processes used the machine.
+
+mod load;
+mod pytorch;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use candle_nn::loss::cross_entropy;
+use indexmap::IndexMap;
+use lrlab_models::{BertClassifier, BertConfig, Network, Precision, ResNet18, ResNetConfig};
+use lrlab_trainer::{Adam, OptimizerConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::DeviceArg;
+use load::LoadMonitor;
+use pytorch::PyTorch;
+
+/// The workloads of both tools (`scripts/speed/workloads.json`).
+const WORKLOADS: &str = include_str!("../../../scripts/speed/workloads.json");
+
+/// Arguments of `cargo xtask speed`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workloads, comma-separated names of `scripts/speed/workloads.json`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "resnet18-b32,resnet18-infer-b256,minilm-b32,bert-base-b8,matmul-4096"
+    )]
+    workloads: Vec<String>,
+    /// The device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// The compute precision (`f32` | `bf16`), in both tools.
+    #[arg(long, default_value = "f32")]
+    dtype: Precision,
+    /// TF32 tensor cores for `f32` products on a CUDA GPU, in both tools.
+    #[arg(long)]
+    tf32: bool,
+    /// Timed steps per tool and round.
+    #[arg(long, default_value_t = 2)]
+    steps: usize,
+    /// Rounds per workload; the tools take turns at going first.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Untimed steps before a workload's first round.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Time PyTorch too (`scripts/speed/torch_speed.py`; needs torch, torchvision and
+    /// transformers).
+    #[arg(long)]
+    pytorch: bool,
+    /// The Python that runs PyTorch.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// The largest share of the machine's CPU time other processes may take during a round
+    /// before it is measured again.
+    #[arg(long, default_value_t = 0.1)]
+    max_load: f64,
+    /// Report whatever the load (the table marks the rounds other processes disturbed).
+    #[arg(long)]
+    allow_busy: bool,
+    /// Also write every timing to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `scripts/speed/workloads.json`.
+#[derive(Deserialize)]
+struct Spec {
+    models: IndexMap<String, ModelSpec>,
+    workloads: IndexMap<String, WorkloadSpec>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum ModelSpec {
+    Resnet18 {
+        width: usize,
+        num_classes: usize,
+    },
+    Bert {
+        num_labels: usize,
+        config: serde_json::Value,
+    },
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+enum WorkloadSpec {
+    Matmul {
+        matmul: usize,
+    },
+    Model {
+        model: String,
+        batch: usize,
+        #[serde(default)]
+        max_len: usize,
+        train: bool,
+    },
+}
+
+impl WorkloadSpec {
+    /// Items one step processes (images, sequences) and their unit, or the operations of a
+    /// product.
+    fn work(&self, models: &IndexMap<String, ModelSpec>) -> (f64, &'static str) {
+        match self {
+            WorkloadSpec::Matmul { matmul } => (2.0 * (*matmul as f64).powi(3) / 1e9, "GFLOP"),
+            WorkloadSpec::Model { model, batch, .. } => match models.get(model) {
+                Some(ModelSpec::Resnet18 { .. }) => (*batch as f64, "img"),
+                _ => (*batch as f64, "seq"),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            WorkloadSpec::Matmul { matmul } => format!("{matmul}³ product"),
+            WorkloadSpec::Model {
+                model,
+                batch,
+                max_len,
+                train,
+            } => {
+                let what = if *train { "train step" } else { "inference" };
+                let len = if *max_len > 0 {
+                    format!(", len {max_len}")
+                } else {
+                    String::new()
+                };
+                format!("{model} {what}, batch {batch}{len}")
+            }
+        }
+    }
+}
+
+/// One tool's timings of one workload.
+#[derive(Default, Serialize)]
+struct Timings {
+    /// Seconds per step, every round.
+    seconds: Vec<f64>,
+    /// The largest share of the CPUs other processes took during a kept round.
+    max_others_share: f64,
+}
+
+impl Timings {
+    fn median(&self) -> f64 {
+        let mut sorted = self.seconds.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let n = sorted.len();
+        if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Measured {
+    workload: String,
+    description: String,
+    lrlab: Timings,
+    pytorch: Option<Timings>,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<()> {
+    let spec: Spec = serde_json::from_str(WORKLOADS).context("scripts/speed/workloads.json")?;
+    for name in &args.workloads {
+        if !spec.workloads.contains_key(name) {
+            let known: Vec<&str> = spec.workloads.keys().map(String::as_str).collect();
+            bail!(
+                "--workloads: no workload `{name}` in scripts/speed/workloads.json \
+                 (it has: {})",
+                known.join(", ")
+            );
+        }
+    }
+    if args.steps == 0 || args.rounds == 0 {
+        bail!("--steps and --rounds must be at least 1");
+    }
+    let device = args.device.device()?;
+    candle_core::cuda::set_gemm_reduced_precision_f32(args.tf32);
+    let mut pytorch = match args.pytorch {
+        true => Some(PyTorch::start(
+            &args.python,
+            &device,
+            args.dtype,
+            args.tf32,
+        )?),
+        false => None,
+    };
+    let helpers: Vec<u32> = pytorch.iter().map(PyTorch::pid).collect();
+    let mut monitor = match args.allow_busy {
+        true => None,
+        false => Some(LoadMonitor::new(&helpers)?),
+    };
+    let mut results = Vec::new();
+    for name in &args.workloads {
+        let workload = &spec.workloads[name];
+        eprintln!("{name}: {}", workload.describe());
+        let mut step = lrlab_step(&spec, workload, &device, args.dtype)?;
+        for _ in 0..args.warmup {
+            step()?;
+        }
+        device.synchronize()?;
+        let mut lrlab = Timings::default();
+        let mut torch = pytorch.as_ref().map(|_| Timings::default());
+        for round in 0..args.rounds {
+            let lrlab_first = round % 2 == 0;
+            for turn in 0..2 {
+                let measure_lrlab = (turn == 0) == lrlab_first;
+                let (timings, seconds) = if measure_lrlab {
+                    let seconds = measured(&mut monitor, args, || {
+                        (0..args.steps)
+                            .map(|_| {
+                                let started = Instant::now();
+                                step()?;
+                                device.synchronize()?;
+                                Ok(started.elapsed().as_secs_f64())
+                            })
+                            .collect()
+                    })?;
+                    (&mut lrlab, seconds)
+                } else if let (Some(py), Some(timings)) = (pytorch.as_mut(), torch.as_mut()) {
+                    let warmup = if round == 0 { args.warmup } else { 0 };
+                    let seconds =
+                        measured(&mut monitor, args, || py.time(name, args.steps, warmup))?;
+                    (timings, seconds)
+                } else {
+                    continue;
+                };
+                timings.seconds.extend(seconds.0);
+                timings.max_others_share = timings.max_others_share.max(seconds.1);
+            }
+            eprintln!("  round {}/{} done", round + 1, args.rounds);
+        }
+        results.push(Measured {
+            workload: name.clone(),
+            description: workload.describe(),
+            lrlab,
+            pytorch: torch,
+        });
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let about = pytorch.as_ref().map(PyTorch::about);
+    print_table(&spec, &results, &device, args, about.as_deref());
+    Ok(())
+}
+
+/// Runs `measure` while watching the machine's load; a round during which other processes took
+/// more than `--max-load` of the CPUs is measured again (three tries, ten seconds apart).
+fn measured(
+    monitor: &mut Option<LoadMonitor>,
+    args: &Args,
+    mut measure: impl FnMut() -> Result<Vec<f64>>,
+) -> Result<(Vec<f64>, f64)> {
+    let Some(monitor) = monitor else {
+        return Ok((measure()?, 0.0));
+    };
+    let mut share = 0.0;
+    for attempt in 1..=3 {
+        monitor.start()?;
+        let seconds = measure()?;
+        share = monitor.others_share()?;
+        if share <= args.max_load {
+            return Ok((seconds, share));
+        }
+        eprintln!(
+            "  other processes took {:.0}% of the CPUs during this round (try {attempt}/3): \
+             measuring again in 10 s",
+            100.0 * share
+        );
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+    bail!(
+        "the machine is busy: other processes took {:.0}% of its CPUs during the last try \
+         (the limit is --max-load {:.0}%), so the timings would be wrong; stop them (see `top`) \
+         or pass --allow-busy",
+        100.0 * share,
+        100.0 * args.max_load
+    )
+}
+
+/// A closure running one step of `workload` in lrlab.
+fn lrlab_step<'a>(
+    spec: &Spec,
+    workload: &WorkloadSpec,
+    device: &'a Device,
+    precision: Precision,
+) -> Result<Box<dyn FnMut() -> Result<()> + 'a>> {
+    let (model, batch, max_len, train) = match workload {
+        WorkloadSpec::Matmul { matmul } => {
+            let n = *matmul;
+            let draw = || -> Result<Tensor> {
+                Ok(Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(precision.dtype())?)
+            };
+            let (a, b) = (draw()?, draw()?);
+            return Ok(Box::new(move || {
+                a.matmul(&b)?;
+                Ok(())
+            }));
+        }
+        WorkloadSpec::Model {
+            model,
+            batch,
+            max_len,
+            train,
+        } => (model, *batch, *max_len, *train),
+    };
+    let model_spec = spec
+        .models
+        .get(model)
+        .with_context(|| format!("workloads.json: no model `{model}`"))?;
+    match model_spec.clone() {
+        ModelSpec::Resnet18 { width, num_classes } => {
+            let config = ResNetConfig { width, num_classes };
+            let model = ResNet18::new(config, 0, device)?;
+            let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
+            model_step(model, images, num_classes, train, precision)
+        }
+        ModelSpec::Bert { num_labels, config } => {
+            let config: BertConfig =
+                serde_json::from_value(config).context("workloads.json: a BERT config")?;
+            let model = BertClassifier::new(config, num_labels, 0, device)?;
+            let ids: Vec<u32> = (0..batch * max_len)
+                .map(|i| 1000 + (i as u32).wrapping_mul(7919) % 28000)
+                .collect();
+            let ids = Tensor::from_vec(ids, (batch, max_len), device)?;
+            model_step(model, ids, num_labels, train, precision)
+        }
+    }
+}
+
+/// A training step (forward, cross-entropy, backward, Adam) or an inference pass of `model`.
+fn model_step<'a, M: Network + 'a>(
+    model: M,
+    inputs: Tensor,
+    classes: usize,
+    train: bool,
+    precision: Precision,
+) -> Result<Box<dyn FnMut() -> Result<()> + 'a>> {
+    model.set_precision(precision);
+    let batch = inputs.dim(0)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
+    let labels = Tensor::new(labels, inputs.device())?;
+    if !train {
+        return Ok(Box::new(move || {
+            model.forward_t(&inputs, false)?;
+            Ok(())
+        }));
+    }
+    let optimizer = OptimizerConfig::plan();
+    let lr = optimizer.lr;
+    let mut adam = Adam::new(optimizer, model.parameters().trainable(), false)?;
+    let mut step = 0;
+    Ok(Box::new(move || {
+        model.set_random_stream(step);
+        step += 1;
+        let logits = model.forward_t(&inputs, true)?;
+        let loss = cross_entropy(&logits, &labels)?;
+        adam.step(&loss.backward()?, lr)?;
+        Ok(())
+    }))
+}
+
+fn print_table(
+    spec: &Spec,
+    results: &[Measured],
+    device: &Device,
+    args: &Args,
+    pytorch: Option<&str>,
+) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let where_ = match device {
+        Device::Cpu => format!("CPU, {threads} threads"),
+        _ => format!("{:?}", device.location()),
+    };
+    let tf32 = if args.tf32 { ", tf32" } else { "" };
+    println!(
+        "\nmedian seconds per step, {where_}, {}{tf32}, {} round(s) × {} step(s){}",
+        args.dtype,
+        args.rounds,
+        args.steps,
+        pytorch
+            .map(|p| format!("; PyTorch: {p}"))
+            .unwrap_or_default()
+    );
+    println!("| workload | lrlab | PyTorch | lrlab speed / PyTorch's |");
+    println!("| --- | --- | --- | --- |");
+    for r in results {
+        let (work, unit) = spec.workloads[&r.workload].work(&spec.models);
+        let cell = |t: &Timings| {
+            let median = t.median();
+            let busy = if t.max_others_share > args.max_load {
+                format!(" (busy: {:.0}%)", 100.0 * t.max_others_share)
+            } else {
+                String::new()
+            };
+            format!("{median:.4} s ({:.1} {unit}/s){busy}", work / median)
+        };
+        let (torch, ratio) = match &r.pytorch {
+            Some(t) => (cell(t), format!("{:.3}×", t.median() / r.lrlab.median())),
+            None => ("–".into(), "–".into()),
+        };
+        println!(
+            "| {} | {} | {torch} | {ratio} |",
+            r.description,
+            cell(&r.lrlab)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_names_a_model_the_spec_defines() {
+        let spec: Spec = serde_json::from_str(WORKLOADS).unwrap();
+        for (name, workload) in &spec.workloads {
+            if let WorkloadSpec::Model { model, .. } = workload {
+                assert!(spec.models.contains_key(model), "{name}: {model}");
+            }
+        }
+        for model in spec.models.values() {
+            if let ModelSpec::Bert { config, .. } = model {
+                serde_json::from_value::<BertConfig>(config.clone()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        let t = |s: &[f64]| Timings {
+            seconds: s.to_vec(),
+            max_others_share: 0.0,
+        };
+        assert_eq!(t(&[3.0, 1.0, 2.0]).median(), 2.0);
+        assert_eq!(t(&[4.0, 1.0, 2.0, 3.0]).median(), 2.5);
+    }
+}
