@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error;
+use crate::ops::batch_norm::BatchNormTrain;
 use crate::ops::im2col;
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
@@ -221,6 +222,24 @@ impl BatchNorm2d {
         }
         let (n, _, h, w) = x.dims4()?;
         let count = (n * h * w) as f64;
+        if x.device().is_cpu() {
+            let op = BatchNormTrain {
+                eps: self.eps,
+                batch_stats: Arc::default(),
+            };
+            let batch_stats = op.batch_stats.clone();
+            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+            let stats = batch_stats.lock().expect("batch-norm statistics").take();
+            let (mean, variance) = stats.expect("the forward pass records its statistics");
+            let device = x.device();
+            let channels = mean.len();
+            self.update_running(
+                &Tensor::from_vec(mean, channels, device)?,
+                &Tensor::from_vec(variance, channels, device)?,
+                count,
+            )?;
+            return self.compute.cast(&y);
+        }
         // One dimension at a time, the contiguous one first: candle reduces a last dimension
         // far faster than several strided ones at once.
         let channel_mean = |t: &Tensor| t.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(0);

@@ -13,23 +13,20 @@ struct Sample {
     ours: u64,
 }
 
-/// Watches the CPU time of every process but `ours` (this process and its helpers).
+/// Watches the CPU time of every process but the one being measured.
 pub struct LoadMonitor {
-    ours: Vec<u32>,
+    measured: Vec<u32>,
     cpus: usize,
     ticks_per_second: f64,
     start: Option<Sample>,
 }
 
 impl LoadMonitor {
-    /// A monitor that counts `ours` (process ids; this process is always counted) as the
-    /// measurement's own work. Needs Linux's `/proc`.
-    pub fn new(ours: &[u32]) -> Result<Self> {
-        let mut ids = vec![std::process::id()];
-        ids.extend_from_slice(ours);
+    /// A monitor of the machine. Needs Linux's `/proc`.
+    pub fn new() -> Result<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let monitor = Self {
-            ours: ids,
+            measured: vec![std::process::id()],
             cpus,
             // USER_HZ: 100 on every Linux architecture lrlab builds for.
             ticks_per_second: 100.0,
@@ -42,8 +39,10 @@ impl LoadMonitor {
         Ok(monitor)
     }
 
-    /// Starts a measured interval.
-    pub fn start(&mut self) -> Result<()> {
+    /// Starts an interval measuring process `measured` (this one when `None`): the CPU time of
+    /// every other process, the idle side of a comparison included, counts as load.
+    pub fn start(&mut self, measured: Option<u32>) -> Result<()> {
+        self.measured = vec![measured.unwrap_or_else(std::process::id)];
         self.start = Some(self.sample()?);
         Ok(())
     }
@@ -67,7 +66,7 @@ impl LoadMonitor {
         let stat = std::fs::read_to_string("/proc/stat")?;
         let machine_busy = machine_busy(&stat).context("/proc/stat has no `cpu` line")?;
         let mut ours = 0;
-        for id in &self.ours {
+        for id in &self.measured {
             // A helper that has exited has no entry; its time no longer moves.
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{id}/stat")) {
                 ours += process_ticks(&text).context("unexpected /proc/<pid>/stat")?;
@@ -120,8 +119,8 @@ mod tests {
         let mut spinner = std::process::Command::new("sh")
             .args(["-c", "while :; do :; done"])
             .spawn()?;
-        let mut monitor = LoadMonitor::new(&[])?;
-        monitor.start()?;
+        let mut monitor = LoadMonitor::new()?;
+        monitor.start(None)?;
         std::thread::sleep(std::time::Duration::from_millis(500));
         let share = monitor.others_share();
         spinner.kill()?;

@@ -198,10 +198,9 @@ pub fn run(args: &Args) -> Result<()> {
         )?),
         false => None,
     };
-    let helpers: Vec<u32> = pytorch.iter().map(PyTorch::pid).collect();
     let mut monitor = match args.allow_busy {
         true => None,
-        false => Some(LoadMonitor::new(&helpers)?),
+        false => Some(LoadMonitor::new()?),
     };
     let mut results = Vec::new();
     for name in &args.workloads {
@@ -219,7 +218,7 @@ pub fn run(args: &Args) -> Result<()> {
             for turn in 0..2 {
                 let measure_lrlab = (turn == 0) == lrlab_first;
                 let (timings, seconds) = if measure_lrlab {
-                    let seconds = measured(&mut monitor, args, || {
+                    let seconds = measured(&mut monitor, None, args, || {
                         (0..args.steps)
                             .map(|_| {
                                 let started = Instant::now();
@@ -232,8 +231,10 @@ pub fn run(args: &Args) -> Result<()> {
                     (&mut lrlab, seconds)
                 } else if let (Some(py), Some(timings)) = (pytorch.as_mut(), torch.as_mut()) {
                     let warmup = if round == 0 { args.warmup } else { 0 };
-                    let seconds =
-                        measured(&mut monitor, args, || py.time(name, args.steps, warmup))?;
+                    let pid = Some(py.pid());
+                    let seconds = measured(&mut monitor, pid, args, || {
+                        py.time(name, args.steps, warmup)
+                    })?;
                     (timings, seconds)
                 } else {
                     continue;
@@ -259,10 +260,13 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `measure` while watching the machine's load; a round during which other processes took
-/// more than `--max-load` of the CPUs is measured again (three tries, ten seconds apart).
+/// Runs `measure` of process `pid` (this one when `None`) while watching the machine's load; a
+/// round during which other processes (the waiting side of the comparison too: PyTorch's
+/// threads spin after a step) took more than `--max-load` of the CPUs is measured again (three
+/// tries, ten seconds apart).
 fn measured(
     monitor: &mut Option<LoadMonitor>,
+    pid: Option<u32>,
     args: &Args,
     mut measure: impl FnMut() -> Result<Vec<f64>>,
 ) -> Result<(Vec<f64>, f64)> {
@@ -271,7 +275,7 @@ fn measured(
     };
     let mut share = 0.0;
     for attempt in 1..=3 {
-        monitor.start()?;
+        monitor.start(pid)?;
         let seconds = measure()?;
         share = monitor.others_share()?;
         if share <= args.max_load {

@@ -79,7 +79,7 @@ impl PyTorch {
         Ok(pytorch)
     }
 
-    /// The script's process id (its CPU time is the measurement's own).
+    /// The script's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -3,4 +3,5 @@
 //! CPU for the types it serves; elsewhere the layers keep candle's own operations, and the tests
 //! hold every kernel to that composition (values and gradients).
 
+pub(crate) mod batch_norm;
 pub(crate) mod im2col;
