@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::error;
 use crate::ops::batch_norm::BatchNormTrain;
-use crate::ops::im2col;
+use crate::ops::{im2col, softmax};
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
 
@@ -273,8 +273,12 @@ impl BatchNorm2d {
     }
 }
 
-/// Softmax over the last dimension, differentiable (the shift by the maximum is a constant).
+/// Softmax over the last dimension, differentiable (the shift by the maximum is a constant);
+/// one fused operation on the CPU.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if softmax::serves(x) {
+        return x.contiguous()?.apply_op1(softmax::Softmax);
+    }
     let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
     let exp = shifted.exp()?;
     exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)

@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{assert_same_step, small_bert, small_ids, training_step};
+use common::{assert_same_step, seeded_normal, small_bert, small_ids, training_step};
 use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
 
 /// cuBLAS and candle's CUDA kernels sum in other orders than the CPU's: f32 rounding.
@@ -14,7 +14,7 @@ const F32_VALUES: f64 = 1e-4;
 const F32_GRADIENTS: f64 = 1e-3;
 /// bf16 on the GPU against f32 on the CPU: the bounds of `tests/precision.rs` (PyTorch's own
 /// bf16 error at these settings, and a little more).
-const BF16_VALUES: f64 = 3e-2;
+const BF16_VALUES: f64 = 5e-2;
 
 fn gpu() -> Device {
     Device::new_cuda(0).expect("these tests need a CUDA GPU")
@@ -57,7 +57,7 @@ fn resnet_on_the_gpu_computes_the_cpus_step() {
         width: 16,
         num_classes: 10,
     };
-    let images = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
+    let images = seeded_normal(&[8, 3, 32, 32], 13);
     compare(
         "resnet18",
         |d| ResNet18::new(config, 7, d).unwrap(),

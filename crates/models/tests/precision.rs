@@ -4,15 +4,16 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{Step, assert_same_step, small_bert, small_ids, training_step};
+use common::{Step, assert_same_step, seeded_normal, small_bert, small_ids, training_step};
 use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
 
 /// bfloat16 keeps 8 significant bits (2⁻⁹ ≈ 2e-3 relative rounding per operation). PyTorch's
 /// autocast to bf16, against its own f32, differs by 0.017–0.021 in the logits and by 0.28 in
 /// ResNet-18's gradient vector at initialisation (the gradient through 20 batch norms cancels
 /// much), 0.008 in a small BERT's (`scripts/bf16_error.py`); the bounds allow lrlab as much and a
-/// little more. A lost gradient or a broken cast gives an error near 1.
-const VALUES: f64 = 3e-2;
+/// little more (lrlab's logits: 0.02–0.031 over random inputs). A lost gradient or a broken cast
+/// gives an error near 1.
+const VALUES: f64 = 5e-2;
 const RESNET_GRADIENTS: f64 = 0.4;
 const BERT_GRADIENTS: f64 = 6e-2;
 
@@ -48,7 +49,7 @@ fn resnet_in_bf16_follows_f32() {
         num_classes: 10,
     };
     let model = ResNet18::new(config, 3, &device).unwrap();
-    let images = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &device).unwrap();
+    let images = seeded_normal(&[4, 3, 32, 32], 11);
     check("resnet18", &model, &images, 10, RESNET_GRADIENTS);
 }
 

@@ -9,6 +9,7 @@
 
 mod device;
 mod error;
+mod fused;
 mod optim;
 mod progress;
 mod run_dir;

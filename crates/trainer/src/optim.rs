@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::fused;
 
 /// Which Adam.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +91,9 @@ impl OptimizerConfig {
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor (a view into
+    /// the last fused update's output on the CPU).
+    moments: Tensor,
     direction: Option<Tensor>,
 }
 
@@ -120,8 +122,7 @@ impl Adam {
                 Ok(Slot {
                     name: name.clone(),
                     var: var.clone(),
-                    m: var.zeros_like()?,
-                    v: var.zeros_like()?,
+                    moments: Tensor::zeros((2, var.elem_count()), var.dtype(), var.device())?,
                     direction: None,
                 })
             })
@@ -161,6 +162,21 @@ impl Adam {
                 continue;
             };
             let theta = slot.var.as_tensor().detach();
+            if !self.track_direction && fused::serves(&theta) {
+                let update = fused::AdamUpdate {
+                    decoupled: kind == OptimizerKind::Adamw,
+                    lr,
+                    weight_decay,
+                    betas: (b1, b2),
+                    eps,
+                    step_size,
+                    root_correction,
+                };
+                let out = theta.apply_op3_no_bwd(&grad.contiguous()?, &slot.moments, &update)?;
+                slot.var.set(&out.get(0)?.reshape(theta.shape())?)?;
+                slot.moments = out.narrow(0, 1, 2)?;
+                continue;
+            }
             let grad = match kind {
                 OptimizerKind::Adam if weight_decay != 0.0 => (grad + (&theta * weight_decay)?)?,
                 _ => grad.clone(),
@@ -172,10 +188,12 @@ impl Adam {
                     None => term,
                 });
             }
-            slot.m = ((&slot.m * b1)? + (&grad * (1.0 - b1))?)?;
-            slot.v = ((&slot.v * b2)? + (grad.sqr()? * (1.0 - b2))?)?;
-            let denom = ((slot.v.sqrt()? / root_correction)? + eps)?;
-            let update = (&slot.m / denom)?;
+            let shape = theta.shape();
+            let m = ((slot.moments.get(0)?.reshape(shape)? * b1)? + (&grad * (1.0 - b1))?)?;
+            let v = ((slot.moments.get(1)?.reshape(shape)? * b2)? + (grad.sqr()? * (1.0 - b2))?)?;
+            let denom = ((v.sqrt()? / root_correction)? + eps)?;
+            let update = (&m / denom)?;
+            slot.moments = Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?;
             let decayed = match kind {
                 OptimizerKind::Adamw if weight_decay != 0.0 => {
                     (&theta * (1.0 - lr * weight_decay))?
@@ -205,8 +223,13 @@ impl Adam {
     pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut state = Vec::with_capacity(3 * self.slots.len());
         for slot in &self.slots {
-            state.push((format!("m.{}", slot.name), slot.m.to_device(&Device::Cpu)?));
-            state.push((format!("v.{}", slot.name), slot.v.to_device(&Device::Cpu)?));
+            for (row, key) in ["m", "v"].into_iter().enumerate() {
+                let moment = slot.moments.get(row)?.reshape(slot.var.shape())?;
+                state.push((
+                    format!("{key}.{}", slot.name),
+                    moment.to_device(&Device::Cpu)?,
+                ));
+            }
             if let Some(d) = &slot.direction {
                 state.push((format!("d.{}", slot.name), d.to_device(&Device::Cpu)?));
             }
@@ -235,8 +258,9 @@ impl Adam {
                 }
                 Ok(t.to_device(&device)?)
             };
-            slot.m = take(format!("m.{}", slot.name))?;
-            slot.v = take(format!("v.{}", slot.name))?;
+            let m = take(format!("m.{}", slot.name))?.flatten_all()?;
+            let v = take(format!("v.{}", slot.name))?.flatten_all()?;
+            slot.moments = Tensor::stack(&[m, v], 0)?;
             slot.direction = if has_direction {
                 Some(take(direction)?)
             } else {

@@ -296,7 +296,11 @@ mod tests {
                 let error = relative(a, b);
                 assert!(error < 1e-5, "{what}: {part} differs by {error:e}");
             }
-            // bf16 inputs stay bf16 and agree to bfloat16's rounding.
+            // In bf16, against candle's f32 convolution of the same bf16-rounded values: products
+            // accumulate in f32 and only results round to bfloat16 (2⁻⁸), so agreement to 1e-2.
+            let round = |t: &Tensor| t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+            let rounded = |x: &Tensor, w: &Tensor| candle(&round(x)?, &round(w)?);
+            let expected = run(&x, &w, &round(&r).unwrap(), rounded);
             let bf16 = |x: &Tensor, w: &Tensor| {
                 conv2d(&x.to_dtype(DType::BF16)?, &w.to_dtype(DType::BF16)?, s, p)
             };
@@ -307,7 +311,7 @@ mod tests {
                 ("bf16 weight gradient", &dw16, &expected.2),
             ] {
                 let error = relative(a, b);
-                assert!(error < 3e-2, "{what}: {part} differs by {error:e}");
+                assert!(error < 1e-2, "{what}: {part} differs by {error:e}");
             }
         }
     }

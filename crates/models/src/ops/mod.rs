@@ -5,3 +5,4 @@
 
 pub(crate) mod batch_norm;
 pub(crate) mod im2col;
+pub(crate) mod softmax;

@@ -188,3 +188,15 @@ pub fn assert_same_step(what: &str, actual: &Step, expected: &Step, values: f64,
         "{what}: gradients' relative error {error:.3e} > {gradients:e}"
     );
 }
+
+/// Standard normal values of `shape` drawn from `seed` (candle's CPU generator cannot be seeded).
+pub fn seeded_normal(shape: &[usize], seed: u64) -> Tensor {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let count = shape.iter().product();
+    let values: Vec<f32> = (0..count)
+        .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+        .collect();
+    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+}
