@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::error;
 use crate::ops::batch_norm::BatchNormTrain;
-use crate::ops::{im2col, softmax};
+use crate::ops::{im2col, layer_norm, softmax};
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
 
@@ -149,9 +149,13 @@ impl LayerNorm {
     }
 
     /// `(x − mean) / √(var + eps) · weight + bias`, with the biased variance, as PyTorch; in
-    /// `f32` whatever `x`'s type.
+    /// `f32` whatever `x`'s type; one fused operation on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_dtype(DType::F32)?;
+        if layer_norm::serves(&x) {
+            let op = layer_norm::LayerNorm { eps: self.eps };
+            return x.contiguous()?.apply_op3(&self.weight, &self.bias, op);
+        }
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
         centred

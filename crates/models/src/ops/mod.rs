@@ -5,4 +5,5 @@
 
 pub(crate) mod batch_norm;
 pub(crate) mod im2col;
+pub(crate) mod layer_norm;
 pub(crate) mod softmax;

@@ -1,0 +1,208 @@
+//! Layer normalisation over the last dimension as one operation: one pass per row forward and
+//! one backward, where the composition of primitives makes eight forward and about as many
+//! backward, each allocating a tensor of the hidden states' size.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// `y = (x − mean) / √(var + eps) · γ + β` per row of an `f32` tensor, biased variance.
+pub(crate) struct LayerNorm {
+    pub eps: f64,
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("layer norm: non-contiguous input".into()))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// A row's mean and `1/√(var + eps)`.
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// Rows per parallel task of the backward pass (each task sums its own γ and β gradients).
+const ROWS: usize = 64;
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "lrlab-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, gamma, beta) = (
+            contiguous(xs, xl)?,
+            contiguous(ws, wl)?,
+            contiguous(bs, bl)?,
+        );
+        let h = gamma.len();
+        if h == 0 || x.len() % h != 0 || beta.len() != h {
+            candle_core::bail!("layer norm: input {:?}, γ {h}, β {}", xl.dims(), beta.len());
+        }
+        let eps = self.eps as f32;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(h)
+            .zip(x.par_chunks(h))
+            .for_each(|(out, row)| {
+                let (mean, invstd) = moments(row, eps);
+                for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
+                    *o = (v - mean) * invstd * g + b;
+                }
+            });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (dx, dgamma, dbeta) = backward(x, gamma, &grad, self.eps as f32)?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// `dx = invstd · (dy·γ − mean(dy·γ) − x̂ · mean(dy·γ·x̂))` per row; `dγ = Σ dy·x̂`, `dβ = Σ dy`
+/// over the rows.
+fn backward(
+    x: &Tensor,
+    gamma: &Tensor,
+    grad: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = x.device().clone();
+    let (xs, xl) = x.storage_and_layout();
+    let (gs, gl) = grad.storage_and_layout();
+    let (ws, wl) = gamma.storage_and_layout();
+    let (Storage::Cpu(xs), Storage::Cpu(gs), Storage::Cpu(ws)) = (&*xs, &*gs, &*ws) else {
+        candle_core::bail!("layer norm backward: CPU tensors only");
+    };
+    let (x, dy, g) = (
+        contiguous(xs, xl)?,
+        contiguous(gs, gl)?,
+        contiguous(ws, wl)?,
+    );
+    let h = g.len();
+    let n = h as f32;
+    let mut dx = vec![0f32; x.len()];
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(ROWS * h)
+        .zip(x.par_chunks(ROWS * h).zip(dy.par_chunks(ROWS * h)))
+        .map(|(out, (x, dy))| {
+            let (mut dgamma, mut dbeta) = (vec![0f32; h], vec![0f32; h]);
+            for ((out, x), dy) in out.chunks_mut(h).zip(x.chunks(h)).zip(dy.chunks(h)) {
+                let (mean, invstd) = moments(x, eps);
+                let (mut sum, mut dot) = (0f32, 0f32);
+                for i in 0..h {
+                    let xhat = (x[i] - mean) * invstd;
+                    let dyg = dy[i] * g[i];
+                    sum += dyg;
+                    dot += dyg * xhat;
+                    dgamma[i] += dy[i] * xhat;
+                    dbeta[i] += dy[i];
+                }
+                let (sum, dot) = (sum / n, dot / n);
+                for i in 0..h {
+                    let xhat = (x[i] - mean) * invstd;
+                    out[i] = invstd * (dy[i] * g[i] - sum - xhat * dot);
+                }
+            }
+            (dgamma, dbeta)
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0f32; h], vec![0f32; h]);
+    for (pg, pb) in partials {
+        dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
+        dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    Ok((
+        Tensor::from_vec(dx, xl.shape(), &device)?,
+        Tensor::from_vec(dgamma, h, &device)?,
+        Tensor::from_vec(dbeta, h, &device)?,
+    ))
+}
+
+/// Whether [`LayerNorm`] serves `x` (`f32` on the CPU).
+pub(crate) fn serves(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{D, Device, Var};
+
+    fn relative(a: &Tensor, b: &Tensor) -> f32 {
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        diff.to_scalar::<f32>().unwrap() / scale.max(f32::MIN_POSITIVE)
+    }
+
+    #[test]
+    fn fused_layer_norm_equals_the_composition_in_value_and_gradients() {
+        let device = Device::Cpu;
+        // 130 rows: more than one task of the backward pass, the last one partial.
+        for shape in [vec![130, 16], vec![2, 3, 7], vec![1, 1]] {
+            let h = *shape.last().unwrap();
+            let x = Var::from_tensor(
+                &(Tensor::randn(0f32, 2.0, shape.as_slice(), &device).unwrap() + 3.0).unwrap(),
+            )
+            .unwrap();
+            let gamma = Var::randn(1f32, 0.5, h, &device).unwrap();
+            let beta = Var::randn(0f32, 0.5, h, &device).unwrap();
+            let r = Tensor::randn(0f32, 1.0, shape.as_slice(), &device).unwrap();
+            let eps = 1e-12;
+            let ours = x
+                .as_tensor()
+                .apply_op3(gamma.as_tensor(), beta.as_tensor(), LayerNorm { eps })
+                .unwrap();
+            let centred = x
+                .as_tensor()
+                .broadcast_sub(&x.as_tensor().mean_keepdim(D::Minus1).unwrap())
+                .unwrap();
+            let var = centred.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+            let theirs = centred
+                .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(gamma.as_tensor())
+                .unwrap()
+                .broadcast_add(beta.as_tensor())
+                .unwrap();
+            let what = format!("{shape:?}");
+            assert!(relative(&ours, &theirs) < 1e-5, "{what}: output");
+            let grads = |y: &Tensor| (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (g_ours, g_theirs) = (grads(&ours), grads(&theirs));
+            for (part, var) in [("x", &x), ("gamma", &gamma), ("beta", &beta)] {
+                let a = g_ours.get(var.as_tensor()).unwrap();
+                let b = g_theirs.get(var.as_tensor()).unwrap();
+                let error = relative(a, b);
+                assert!(
+                    error < 1e-4,
+                    "{what}: gradient of {part} differs by {error:e}"
+                );
+            }
+        }
+    }
+}
