@@ -4,7 +4,9 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{Step, assert_same_step, seeded_normal, small_bert, small_ids, training_step};
+use common::{
+    Step, assert_same_step, relative_error, seeded_normal, small_bert, small_ids, training_step,
+};
 use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
 
 /// bfloat16 keeps 8 significant bits (2⁻⁹ ≈ 2e-3 relative rounding per operation). PyTorch's
@@ -27,14 +29,7 @@ fn check(what: &str, model: &impl Network, inputs: &Tensor, classes: u32, gradie
     model.set_precision(Precision::Bf16);
     let bf16_step = training_step(model, inputs, classes);
     assert_same_step(what, &bf16_step, &f32_step, VALUES, gradients);
-    let logits_differ = (&bf16_step.logits - &f32_step.logits)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let logits_differ = relative_error(&bf16_step.logits, &f32_step.logits);
     assert!(logits_differ > 0.0, "{what}: bf16 computed nothing in bf16");
     model.set_precision(Precision::F32);
     let again = training_step(model, inputs, classes);

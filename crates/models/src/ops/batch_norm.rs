@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::{NormGrads, f32_slice, normalisation_backward};
+
 /// Per channel, the mean and the biased variance of a batch.
 pub(crate) type ChannelStats = (Vec<f32>, Vec<f32>);
 
@@ -19,14 +21,6 @@ pub(crate) struct BatchNormTrain {
     pub eps: f64,
     /// Mean and biased variance per channel of the last forward pass.
     pub batch_stats: Arc<Mutex<Option<ChannelStats>>>,
-}
-
-/// A contiguous `f32` slice of a storage.
-fn slice<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{name}: inputs must be contiguous")))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 /// `(N, C, plane)` of a 4-d layout.
@@ -80,9 +74,9 @@ impl CustomOp3 for BatchNormTrain {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, gamma, beta) = (
-            slice(self.name(), xs, xl)?,
-            slice(self.name(), ws, wl)?,
-            slice(self.name(), bs, bl)?,
+            f32_slice(self.name(), xs, xl)?,
+            f32_slice(self.name(), ws, wl)?,
+            f32_slice(self.name(), bs, bl)?,
         );
         let (n, c, plane) = geometry(xl)?;
         let (mean, var) = channel_stats(x, (n, c, plane));
@@ -107,38 +101,21 @@ impl CustomOp3 for BatchNormTrain {
         _beta: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let (dx, dgamma, dbeta) = backward(x, gamma, &grad, self.eps)?;
-        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    ) -> Result<NormGrads> {
+        normalisation_backward(self.name(), x, gamma, grad, |x, layout, gamma, dy| {
+            backward(x, layout, gamma, dy, self.eps)
+        })
     }
 }
 
 /// The gradients of the input, γ and β, from the input and the output's gradient.
 fn backward(
-    x: &Tensor,
-    gamma: &Tensor,
-    grad: &Tensor,
+    x: &[f32],
+    xl: &Layout,
+    gamma: &[f32],
+    dy: &[f32],
     eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let device = x.device().clone();
-    let (xs, xl) = x.storage_and_layout();
-    let (gs, gl) = grad.storage_and_layout();
-    let (ws, wl) = gamma.storage_and_layout();
-    let (xs, gs, ws) = match (&*xs, &*gs, &*ws) {
-        (
-            candle_core::Storage::Cpu(xs),
-            candle_core::Storage::Cpu(gs),
-            candle_core::Storage::Cpu(ws),
-        ) => (xs, gs, ws),
-        _ => candle_core::bail!("batch norm backward: CPU tensors only"),
-    };
-    let name = "batch norm backward";
-    let (x, dy, gamma) = (
-        slice(name, xs, xl)?,
-        slice(name, gs, gl)?,
-        slice(name, ws, wl)?,
-    );
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (n, c, plane) = geometry(xl)?;
     let count = (n * plane) as f32;
     let (mean, var) = channel_stats(x, (n, c, plane));
@@ -172,23 +149,14 @@ fn backward(
             *o = k * (g - mean_dy - (v - m) * s * mean_dot);
         }
     });
-    Ok((
-        Tensor::from_vec(dx, xl.shape(), &device)?,
-        Tensor::from_vec(dgamma, c, &device)?,
-        Tensor::from_vec(dbeta, c, &device)?,
-    ))
+    Ok((dx, dgamma, dbeta))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::relative_error as relative;
     use candle_core::{DType, Device, Var};
-
-    fn relative(a: &Tensor, b: &Tensor) -> f32 {
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        let scale = b.abs().unwrap().max_all().unwrap();
-        diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
-    }
 
     /// Batch norm from candle's primitives, as the layer computes it off the CPU.
     fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {

@@ -228,14 +228,8 @@ pub(crate) fn supported(x: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::relative_error as relative;
     use candle_core::{Device, Var};
-
-    /// Largest absolute difference over the largest magnitude.
-    fn relative(a: &Tensor, b: &Tensor) -> f32 {
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        let scale = b.abs().unwrap().max_all().unwrap();
-        diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
-    }
 
     /// Output, input gradient and weight gradient of `conv` for a random weighting of the
     /// output.

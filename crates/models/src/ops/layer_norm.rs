@@ -2,19 +2,14 @@
 //! one backward, where the composition of primitives makes eight forward and about as many
 //! backward, each allocating a tensor of the hidden states' size.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::{NormGrads, f32_slice, normalisation_backward};
 
 /// `y = (x − mean) / √(var + eps) · γ + β` per row of an `f32` tensor, biased variance.
 pub(crate) struct LayerNorm {
     pub eps: f64,
-}
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("layer norm: non-contiguous input".into()))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 /// A row's mean and `1/√(var + eps)`.
@@ -42,10 +37,11 @@ impl CustomOp3 for LayerNorm {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
         let (x, gamma, beta) = (
-            contiguous(xs, xl)?,
-            contiguous(ws, wl)?,
-            contiguous(bs, bl)?,
+            f32_slice(name, xs, xl)?,
+            f32_slice(name, ws, wl)?,
+            f32_slice(name, bs, bl)?,
         );
         let h = gamma.len();
         if h == 0 || x.len() % h != 0 || beta.len() != h {
@@ -71,33 +67,16 @@ impl CustomOp3 for LayerNorm {
         _beta: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let (dx, dgamma, dbeta) = backward(x, gamma, &grad, self.eps as f32)?;
-        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    ) -> Result<NormGrads> {
+        normalisation_backward(self.name(), x, gamma, grad, |x, _, gamma, dy| {
+            Ok(backward(x, gamma, dy, self.eps as f32))
+        })
     }
 }
 
 /// `dx = invstd · (dy·γ − mean(dy·γ) − x̂ · mean(dy·γ·x̂))` per row; `dγ = Σ dy·x̂`, `dβ = Σ dy`
 /// over the rows.
-fn backward(
-    x: &Tensor,
-    gamma: &Tensor,
-    grad: &Tensor,
-    eps: f32,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let device = x.device().clone();
-    let (xs, xl) = x.storage_and_layout();
-    let (gs, gl) = grad.storage_and_layout();
-    let (ws, wl) = gamma.storage_and_layout();
-    let (Storage::Cpu(xs), Storage::Cpu(gs), Storage::Cpu(ws)) = (&*xs, &*gs, &*ws) else {
-        candle_core::bail!("layer norm backward: CPU tensors only");
-    };
-    let (x, dy, g) = (
-        contiguous(xs, xl)?,
-        contiguous(gs, gl)?,
-        contiguous(ws, wl)?,
-    );
+fn backward(x: &[f32], g: &[f32], dy: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = g.len();
     let n = h as f32;
     let mut dx = vec![0f32; x.len()];
@@ -131,11 +110,7 @@ fn backward(
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
         dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
     }
-    Ok((
-        Tensor::from_vec(dx, xl.shape(), &device)?,
-        Tensor::from_vec(dgamma, h, &device)?,
-        Tensor::from_vec(dbeta, h, &device)?,
-    ))
+    (dx, dgamma, dbeta)
 }
 
 /// Whether [`LayerNorm`] serves `x` (`f32` on the CPU).
@@ -146,19 +121,8 @@ pub(crate) fn serves(x: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::relative_error as relative;
     use candle_core::{D, Device, Var};
-
-    fn relative(a: &Tensor, b: &Tensor) -> f32 {
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        let scale = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        diff.to_scalar::<f32>().unwrap() / scale.max(f32::MIN_POSITIVE)
-    }
 
     #[test]
     fn fused_layer_norm_equals_the_composition_in_value_and_gradients() {

@@ -7,3 +7,71 @@ pub(crate) mod batch_norm;
 pub(crate) mod im2col;
 pub(crate) mod layer_norm;
 pub(crate) mod softmax;
+
+use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
+
+/// The contiguous `f32` elements of `storage` under `layout`, or an error naming operation `op`.
+pub(crate) fn f32_slice<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: inputs must be contiguous")))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// Gradients `(dx, dγ, dβ)` of an `f32` normalisation with scale γ and shift β on the CPU:
+/// `grads` receives the input with its layout, γ and the output's gradient as contiguous slices
+/// and returns the three gradients' elements.
+pub(crate) type NormGrads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+
+/// Runs a normalisation's backward kernel `grads` (see [`NormGrads`]) for operation `op`.
+pub(crate) fn normalisation_backward(
+    op: &str,
+    x: &Tensor,
+    gamma: &Tensor,
+    grad: &Tensor,
+    grads: impl FnOnce(&[f32], &Layout, &[f32], &[f32]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)>,
+) -> Result<NormGrads> {
+    let grad = grad.contiguous()?;
+    let device = x.device().clone();
+    let (xs, xl) = x.storage_and_layout();
+    let (gs, gl) = grad.storage_and_layout();
+    let (ws, wl) = gamma.storage_and_layout();
+    let (Storage::Cpu(xs), Storage::Cpu(gs), Storage::Cpu(ws)) = (&*xs, &*gs, &*ws) else {
+        candle_core::bail!("{op} backward: CPU tensors only");
+    };
+    let (x, dy, g) = (
+        f32_slice(op, xs, xl)?,
+        f32_slice(op, gs, gl)?,
+        f32_slice(op, ws, wl)?,
+    );
+    let (dx, dgamma, dbeta) = grads(x, xl, g, dy)?;
+    let channels = g.len();
+    Ok((
+        Some(Tensor::from_vec(dx, xl.shape(), &device)?),
+        Some(Tensor::from_vec(dgamma, channels, &device)?),
+        Some(Tensor::from_vec(dbeta, channels, &device)?),
+    ))
+}
+
+/// The largest absolute difference over the largest magnitude of `expected`.
+#[cfg(test)]
+pub(crate) fn relative_error(actual: &Tensor, expected: &Tensor) -> f32 {
+    let diff = (actual - expected)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    let scale = expected
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    diff.to_scalar::<f32>().unwrap() / scale.max(f32::MIN_POSITIVE)
+}

@@ -6,18 +6,13 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::f32_slice;
+
 /// Softmax over the last dimension of an `f32` tensor.
 pub(crate) struct Softmax;
 
 /// Its backward pass: `(y, dy)` → `dx`.
 struct SoftmaxBackward;
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("softmax: non-contiguous input".into()))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
 
 fn row_length(layout: &Layout) -> Result<usize> {
     match layout.dims().last() {
@@ -32,7 +27,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
+        let x = f32_slice(self.name(), storage, layout)?;
         let n = row_length(layout)?;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(n)
@@ -69,7 +64,10 @@ impl CustomOp2 for SoftmaxBackward {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, dy) = (contiguous(ys, yl)?, contiguous(gs, gl)?);
+        let (y, dy) = (
+            f32_slice(self.name(), ys, yl)?,
+            f32_slice(self.name(), gs, gl)?,
+        );
         let n = row_length(yl)?;
         let mut dx = vec![0f32; y.len()];
         dx.par_chunks_mut(n)
@@ -92,6 +90,7 @@ pub(crate) fn serves(x: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::relative_error;
     use candle_core::{D, Device, Var};
 
     #[test]
@@ -119,15 +118,7 @@ mod tests {
                 ("value", ours.clone(), theirs.clone()),
                 ("gradient", grad(&ours), grad(&theirs)),
             ] {
-                let diff = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
-                let scale = b
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let error = diff.to_scalar::<f32>().unwrap() / scale.max(f32::MIN_POSITIVE);
+                let error = relative_error(&a, &b);
                 assert!(error < 1e-6, "{shape:?}: {part} differs by {error:e}");
             }
         }

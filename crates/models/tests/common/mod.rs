@@ -143,26 +143,21 @@ pub fn training_step(model: &impl Network, inputs: &Tensor, classes: u32) -> Ste
 
 /// ‖a − b‖ / ‖b‖ over every gradient together.
 fn gradient_error(actual: &Step, expected: &Step) -> f64 {
+    let squares = |t: Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
     let (mut diff, mut norm) = (0.0, 0.0);
     for ((name, a), (other, b)) in actual.gradients.iter().zip(&expected.gradients) {
         assert_eq!(name, other);
         let a = a.to_dtype(DType::F64).unwrap();
         let b = b.to_dtype(DType::F64).unwrap();
-        diff += (a - &b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        norm += b
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        diff += squares((a - &b).unwrap());
+        norm += squares(b);
     }
     (diff / norm).sqrt()
 }
