@@ -112,12 +112,12 @@ fn im2col<T: WithDType>(g: &Geometry, x: &[T]) -> Vec<T> {
     cols
 }
 
-fn col2im<T: WithDType>(g: &Geometry, cols: &[T]) -> Vec<T> {
+fn col2im(g: &Geometry, cols: &[f32]) -> Vec<f32> {
     let (out_h, out_w) = g.output();
     let plane = out_h * out_w;
     let columns = g.columns();
     let k2 = g.kernel * g.kernel;
-    let mut x = vec![T::zero(); g.batch * g.channels * g.height * g.width];
+    let mut x = vec![0f32; g.batch * g.channels * g.height * g.width];
     // One (n, c) image per task: it gathers from its own k·k rows, so no two tasks write one
     // element.
     x.par_chunks_mut(g.height * g.width)
@@ -189,7 +189,14 @@ impl CustomOp1 for Col2Im {
             storage,
             layout,
             |c| col2im(g, c),
-            |c| col2im(g, c),
+            // Up to k² columns add into one element: sum in f32, round once.
+            |c| {
+                let wide: Vec<f32> = c.iter().map(|v| v.to_f32()).collect();
+                col2im(g, &wide)
+                    .into_iter()
+                    .map(half::bf16::from_f32)
+                    .collect()
+            },
         )?;
         Ok((x, Shape::from((g.batch, g.channels, g.height, g.width))))
     }

@@ -119,7 +119,8 @@ mod tests {
                 ("gradient", grad(&ours), grad(&theirs)),
             ] {
                 let error = relative_error(&a, &b);
-                assert!(error < 1e-6, "{shape:?}: {part} differs by {error:e}");
+                // f32 rounding of two formulas with cancellation in dx = y(dy − Σ dy·y).
+                assert!(error < 1e-5, "{shape:?}: {part} differs by {error:e}");
             }
         }
     }
