@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::error;
 use crate::ops::batch_norm::BatchNormTrain;
-use crate::ops::{im2col, layer_norm, softmax};
+use crate::ops::{im2col, layer_norm, serves_f32, softmax};
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
 
@@ -152,7 +152,7 @@ impl LayerNorm {
     /// `f32` whatever `x`'s type; one fused operation on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_dtype(DType::F32)?;
-        if layer_norm::serves(&x) {
+        if serves_f32(&x) {
             let op = layer_norm::LayerNorm { eps: self.eps };
             return x.contiguous()?.apply_op3(&self.weight, &self.bias, op);
         }
@@ -229,14 +229,14 @@ impl BatchNorm2d {
         }
         let (n, _, h, w) = x.dims4()?;
         let count = (n * h * w) as f64;
-        if x.device().is_cpu() {
+        if serves_f32(x) {
             let op = BatchNormTrain {
                 eps: self.eps,
                 batch_stats: Arc::default(),
             };
             let batch_stats = op.batch_stats.clone();
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let stats = batch_stats.lock().expect("batch-norm statistics").take();
+            let stats = batch_stats.lock().expect("batch-norm statistics").clone();
             let (mean, variance) = stats.expect("the forward pass records its statistics");
             let device = x.device();
             let channels = mean.len();
@@ -283,7 +283,7 @@ impl BatchNorm2d {
 /// Softmax over the last dimension, differentiable (the shift by the maximum is a constant);
 /// one fused operation on the CPU.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if softmax::serves(x) {
+    if serves_f32(x) {
         return x.contiguous()?.apply_op1(softmax::Softmax);
     }
     let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;

@@ -1,25 +1,25 @@
 //! Batch normalisation in training mode as one operation: two passes over the input forward
-//! (statistics, then the normalised output) and three backward (statistics, two sums per
-//! channel, the input gradient), where the composition of candle primitives makes a dozen and
-//! allocates a tensor for each.
+//! (statistics, then the normalised output) and two backward (two sums per channel, the input
+//! gradient; the statistics are the forward pass's), where the composition of candle primitives
+//! makes a dozen and allocates a tensor for each.
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{NormGrads, f32_slice, normalisation_backward};
+use super::{NormGrads, cpu_slice, normalisation_backward};
 
 /// Per channel, the mean and the biased variance of a batch.
 pub(crate) type ChannelStats = (Vec<f32>, Vec<f32>);
 
 /// `y = (x − mean_c) / √(var_c + eps) · γ_c + β_c` over `(N, C, H, W)` `f32` input with the batch's
-/// per-channel mean and biased variance; the statistics of the last forward pass are kept for
-/// the running averages.
+/// per-channel mean and biased variance; the statistics of the forward pass are kept, for the
+/// running averages and for the backward pass.
 #[derive(Clone)]
 pub(crate) struct BatchNormTrain {
     pub eps: f64,
-    /// Mean and biased variance per channel of the last forward pass.
+    /// Mean and biased variance per channel of the forward pass.
     pub batch_stats: Arc<Mutex<Option<ChannelStats>>>,
 }
 
@@ -74,9 +74,9 @@ impl CustomOp3 for BatchNormTrain {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, gamma, beta) = (
-            f32_slice(self.name(), xs, xl)?,
-            f32_slice(self.name(), ws, wl)?,
-            f32_slice(self.name(), bs, bl)?,
+            cpu_slice::<f32>(self.name(), xs, xl)?,
+            cpu_slice::<f32>(self.name(), ws, wl)?,
+            cpu_slice::<f32>(self.name(), bs, bl)?,
         );
         let (n, c, plane) = geometry(xl)?;
         let (mean, var) = channel_stats(x, (n, c, plane));
@@ -102,23 +102,32 @@ impl CustomOp3 for BatchNormTrain {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<NormGrads> {
+        let stats = self
+            .batch_stats
+            .lock()
+            .expect("batch-norm statistics")
+            .clone();
+        let stats = stats.ok_or_else(|| {
+            candle_core::Error::Msg("batch norm: backward pass without a forward pass".into())
+        })?;
         normalisation_backward(self.name(), x, gamma, grad, |x, layout, gamma, dy| {
-            backward(x, layout, gamma, dy, self.eps)
+            backward(x, layout, gamma, dy, &stats, self.eps)
         })
     }
 }
 
-/// The gradients of the input, γ and β, from the input and the output's gradient.
+/// The gradients of the input, γ and β, from the input, the forward pass's statistics and the
+/// output's gradient.
 fn backward(
     x: &[f32],
     xl: &Layout,
     gamma: &[f32],
     dy: &[f32],
+    (mean, var): &ChannelStats,
     eps: f64,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (n, c, plane) = geometry(xl)?;
     let count = (n * plane) as f32;
-    let (mean, var) = channel_stats(x, (n, c, plane));
     let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps as f32).sqrt()).collect();
     // Per channel: Σ dy and Σ dy·x̂.
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..c)

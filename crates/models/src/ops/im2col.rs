@@ -9,6 +9,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use super::cpu_slice;
+
 /// The geometry of a square convolution over a `(N, C, H, W)` input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
@@ -48,10 +50,30 @@ impl Geometry {
         (first, last.max(first))
     }
 
+    /// Kernel position `kk` (row-major in the k×k kernel) as `(ki, kj)`, with the output rows
+    /// and columns that read inside the input there.
+    fn window(&self, kk: usize, (out_h, out_w): (usize, usize)) -> Window {
+        let (ki, kj) = (kk / self.kernel, kk % self.kernel);
+        Window {
+            ki,
+            kj,
+            rows: self.inside(ki, self.height, out_h),
+            columns: self.inside(kj, self.width, out_w),
+        }
+    }
+
     /// The input coordinate of output coordinate `o` at kernel offset `k` (inside only).
     fn source(&self, o: usize, k: usize) -> usize {
         o * self.stride + k - self.padding
     }
+}
+
+/// One kernel position and the output ranges that read inside the input from it.
+struct Window {
+    ki: usize,
+    kj: usize,
+    rows: (usize, usize),
+    columns: (usize, usize),
 }
 
 /// `(N, C, H, W)` → `(C·k·k, N·H'·W')`: row `(c, ki, kj)`, column `(n, i, j)` holds
@@ -70,13 +92,10 @@ fn dispatch(
     f32_op: impl FnOnce(&[f32]) -> Vec<f32>,
     bf16_op: impl FnOnce(&[half::bf16]) -> Vec<half::bf16>,
 ) -> Result<CpuStorage> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{name}: the input must be contiguous")))?;
-    Ok(match storage {
-        CpuStorage::F32(v) => CpuStorage::F32(f32_op(&v[start..end])),
-        CpuStorage::BF16(v) => CpuStorage::BF16(bf16_op(&v[start..end])),
-        other => candle_core::bail!("{name}: f32 or bf16 only, not {:?}", other.dtype()),
+    Ok(match storage.dtype() {
+        DType::F32 => CpuStorage::F32(f32_op(cpu_slice(name, storage, layout)?)),
+        DType::BF16 => CpuStorage::BF16(bf16_op(cpu_slice(name, storage, layout)?)),
+        other => candle_core::bail!("{name}: f32 or bf16 only, not {other:?}"),
     })
 }
 
@@ -89,9 +108,12 @@ fn im2col<T: WithDType>(g: &Geometry, x: &[T]) -> Vec<T> {
         .enumerate()
         .for_each(|(row, out)| {
             let (c, kk) = (row / (g.kernel * g.kernel), row % (g.kernel * g.kernel));
-            let (ki, kj) = (kk / g.kernel, kk % g.kernel);
-            let (rows, (first, last)) =
-                (g.inside(ki, g.height, out_h), g.inside(kj, g.width, out_w));
+            let Window {
+                ki,
+                kj,
+                rows,
+                columns: (first, last),
+            } = g.window(kk, (out_h, out_w));
             for n in 0..g.batch {
                 let image = &x[(n * g.channels + c) * g.height * g.width..][..g.height * g.width];
                 let out = &mut out[n * plane..][..plane];
@@ -125,9 +147,12 @@ fn col2im(g: &Geometry, cols: &[f32]) -> Vec<f32> {
         .for_each(|(nc, image)| {
             let (n, c) = (nc / g.channels, nc % g.channels);
             for kk in 0..k2 {
-                let (ki, kj) = (kk / g.kernel, kk % g.kernel);
-                let (rows, (first, last)) =
-                    (g.inside(ki, g.height, out_h), g.inside(kj, g.width, out_w));
+                let Window {
+                    ki,
+                    kj,
+                    rows,
+                    columns: (first, last),
+                } = g.window(kk, (out_h, out_w));
                 let row = &cols[(c * k2 + kk) * columns + n * plane..][..plane];
                 for i in rows.0..rows.1 {
                     let target = &mut image[g.source(i, ki) * g.width..][..g.width];
@@ -227,7 +252,7 @@ pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
         .reshape((batch, out_channels, out_h, out_w))
 }
 
-/// Whether [`conv2d`] serves tensors of `dtype` on `x`'s device.
+/// Whether [`conv2d`] serves `x`: `f32` or `bf16` on the CPU.
 pub(crate) fn supported(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16)
 }

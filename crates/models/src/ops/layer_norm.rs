@@ -2,10 +2,10 @@
 //! one backward, where the composition of primitives makes eight forward and about as many
 //! backward, each allocating a tensor of the hidden states' size.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{NormGrads, f32_slice, normalisation_backward};
+use super::{NormGrads, cpu_slice, normalisation_backward};
 
 /// `y = (x − mean) / √(var + eps) · γ + β` per row of an `f32` tensor, biased variance.
 pub(crate) struct LayerNorm {
@@ -39,9 +39,9 @@ impl CustomOp3 for LayerNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (x, gamma, beta) = (
-            f32_slice(name, xs, xl)?,
-            f32_slice(name, ws, wl)?,
-            f32_slice(name, bs, bl)?,
+            cpu_slice::<f32>(name, xs, xl)?,
+            cpu_slice::<f32>(name, ws, wl)?,
+            cpu_slice::<f32>(name, bs, bl)?,
         );
         let h = gamma.len();
         if h == 0 || x.len() % h != 0 || beta.len() != h {
@@ -111,11 +111,6 @@ fn backward(x: &[f32], g: &[f32], dy: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, 
         dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
     }
     (dx, dgamma, dbeta)
-}
-
-/// Whether [`LayerNorm`] serves `x` (`f32` on the CPU).
-pub(crate) fn serves(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 #[cfg(test)]

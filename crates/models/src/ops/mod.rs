@@ -8,18 +8,24 @@ pub(crate) mod im2col;
 pub(crate) mod layer_norm;
 pub(crate) mod softmax;
 
-use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
 
-/// The contiguous `f32` elements of `storage` under `layout`, or an error naming operation `op`.
-pub(crate) fn f32_slice<'a>(
+/// Whether the `f32` kernels (batch norm, layer norm, softmax) serve `x`: `f32` on the CPU.
+pub(crate) fn serves_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The contiguous elements of type `T` of `storage` under `layout`, or an error naming
+/// operation `op`.
+pub(crate) fn cpu_slice<'a, T: WithDType>(
     op: &str,
     storage: &'a CpuStorage,
     layout: &Layout,
-) -> Result<&'a [f32]> {
+) -> Result<&'a [T]> {
     let (start, end) = layout
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: inputs must be contiguous")))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
+    Ok(&storage.as_slice::<T>()?[start..end])
 }
 
 /// Gradients `(dx, dγ, dβ)` of an `f32` normalisation with scale γ and shift β on the CPU:
@@ -44,9 +50,9 @@ pub(crate) fn normalisation_backward(
         candle_core::bail!("{op} backward: CPU tensors only");
     };
     let (x, dy, g) = (
-        f32_slice(op, xs, xl)?,
-        f32_slice(op, gs, gl)?,
-        f32_slice(op, ws, wl)?,
+        cpu_slice::<f32>(op, xs, xl)?,
+        cpu_slice::<f32>(op, gs, gl)?,
+        cpu_slice::<f32>(op, ws, wl)?,
     );
     let (dx, dgamma, dbeta) = grads(x, xl, g, dy)?;
     let channels = g.len();

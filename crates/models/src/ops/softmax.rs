@@ -3,10 +3,10 @@
 //! five passes forward and five backward, each allocating a tensor the size of the attention
 //! scores.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
+use super::cpu_slice;
 
 /// Softmax over the last dimension of an `f32` tensor.
 pub(crate) struct Softmax;
@@ -27,7 +27,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(self.name(), storage, layout)?;
+        let x = cpu_slice::<f32>(self.name(), storage, layout)?;
         let n = row_length(layout)?;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(n)
@@ -65,8 +65,8 @@ impl CustomOp2 for SoftmaxBackward {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (
-            f32_slice(self.name(), ys, yl)?,
-            f32_slice(self.name(), gs, gl)?,
+            cpu_slice::<f32>(self.name(), ys, yl)?,
+            cpu_slice::<f32>(self.name(), gs, gl)?,
         );
         let n = row_length(yl)?;
         let mut dx = vec![0f32; y.len()];
@@ -80,11 +80,6 @@ impl CustomOp2 for SoftmaxBackward {
             });
         Ok((CpuStorage::F32(dx), yl.shape().clone()))
     }
-}
-
-/// Whether [`Softmax`] serves `x` (`f32` on the CPU).
-pub(crate) fn serves(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 #[cfg(test)]
