@@ -198,9 +198,11 @@ pub fn run(args: &Args) -> Result<()> {
         )?),
         false => None,
     };
-    let mut monitor = match args.allow_busy {
-        true => None,
-        false => Some(LoadMonitor::new()?),
+    // Without /proc (not Linux) the load can only be ignored, which --allow-busy says to do.
+    let mut monitor = match (LoadMonitor::new(), args.allow_busy) {
+        (Ok(monitor), _) => Some(monitor),
+        (Err(_), true) => None,
+        (Err(e), false) => return Err(e),
     };
     let mut results = Vec::new();
     for name in &args.workloads {
@@ -216,9 +218,8 @@ pub fn run(args: &Args) -> Result<()> {
         for round in 0..args.rounds {
             let lrlab_first = round % 2 == 0;
             for turn in 0..2 {
-                let measure_lrlab = (turn == 0) == lrlab_first;
-                let (timings, seconds) = if measure_lrlab {
-                    let seconds = measured(&mut monitor, None, args, || {
+                if (turn == 0) == lrlab_first {
+                    measured(&mut monitor, None, args, &mut lrlab, || {
                         (0..args.steps)
                             .map(|_| {
                                 let started = Instant::now();
@@ -228,19 +229,13 @@ pub fn run(args: &Args) -> Result<()> {
                             })
                             .collect()
                     })?;
-                    (&mut lrlab, seconds)
                 } else if let (Some(py), Some(timings)) = (pytorch.as_mut(), torch.as_mut()) {
                     let warmup = if round == 0 { args.warmup } else { 0 };
                     let pid = Some(py.pid());
-                    let seconds = measured(&mut monitor, pid, args, || {
+                    measured(&mut monitor, pid, args, timings, || {
                         py.time(name, args.steps, warmup)
                     })?;
-                    (timings, seconds)
-                } else {
-                    continue;
-                };
-                timings.seconds.extend(seconds.0);
-                timings.max_others_share = timings.max_others_share.max(seconds.1);
+                }
             }
             eprintln!("  round {}/{} done", round + 1, args.rounds);
         }
@@ -260,26 +255,31 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `measure` of process `pid` (this one when `None`) while watching the machine's load; a
-/// round during which other processes (the waiting side of the comparison too: PyTorch's
-/// threads spin after a step) took more than `--max-load` of the CPUs is measured again (three
-/// tries, ten seconds apart).
+/// Runs `measure` of process `pid` (this one when `None`) while watching the machine's load,
+/// and adds its step times to `timings`; a round during which other processes (the waiting side
+/// of the comparison too: PyTorch's threads spin after a step) took more than `--max-load` of
+/// the CPUs is measured again (three tries, ten seconds apart), or with `--allow-busy` kept and
+/// marked.
 fn measured(
     monitor: &mut Option<LoadMonitor>,
     pid: Option<u32>,
     args: &Args,
+    timings: &mut Timings,
     mut measure: impl FnMut() -> Result<Vec<f64>>,
-) -> Result<(Vec<f64>, f64)> {
+) -> Result<()> {
     let Some(monitor) = monitor else {
-        return Ok((measure()?, 0.0));
+        timings.seconds.extend(measure()?);
+        return Ok(());
     };
     let mut share = 0.0;
     for attempt in 1..=3 {
         monitor.start(pid)?;
         let seconds = measure()?;
         share = monitor.others_share()?;
-        if share <= args.max_load {
-            return Ok((seconds, share));
+        if share <= args.max_load || args.allow_busy {
+            timings.seconds.extend(seconds);
+            timings.max_others_share = timings.max_others_share.max(share);
+            return Ok(());
         }
         eprintln!(
             "  other processes took {:.0}% of the CPUs during this round (try {attempt}/3): \
