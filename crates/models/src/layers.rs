@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::error;
 use crate::ops::batch_norm::BatchNormTrain;
-use crate::ops::{im2col, layer_norm, serves_f32, softmax};
+use crate::ops::{conv, layer_norm, serves_f32, softmax};
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
 
@@ -72,12 +72,9 @@ pub(crate) struct Conv2d {
 }
 
 impl Conv2d {
-    /// The convolution of `x`, in the compute precision whatever `x`'s type. On the CPU in
-    /// training, im2col and one matrix product: candle's CPU convolution takes its input gradient
-    /// through a slow transposed convolution. In evaluation candle's own forward convolution
-    /// (columns image by image) beats one product over the whole batch's columns, except in
-    /// bf16, for which candle's CPU convolution has no product.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// The convolution of `x`, in the compute precision whatever `x`'s type: on the CPU,
+    /// lrlab's (matrix products over chunks of images, see [`conv`]), elsewhere candle's.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.compute;
         let (x, weight) = (c.cast(x)?, c.cast(&self.weight)?);
         let Conv2dConfig {
@@ -87,9 +84,8 @@ impl Conv2d {
             groups,
             ..
         } = self.config;
-        let im2col_pays = train || x.dtype() != DType::F32;
-        if im2col_pays && im2col::supported(&x) && dilation == 1 && groups == 1 {
-            im2col::conv2d(&x, &weight, stride, padding)
+        if conv::supported(&x) && dilation == 1 && groups == 1 {
+            conv::conv2d(&x, &weight, stride, padding)
         } else {
             candle_nn::Conv2d::new(weight, None, self.config).forward(&x)
         }

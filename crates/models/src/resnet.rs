@@ -94,15 +94,10 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self
-            .bn1
-            .forward_t(&self.conv1.forward_t(x, train)?, train)?
-            .relu()?;
-        let y = self
-            .bn2
-            .forward_t(&self.conv2.forward_t(&y, train)?, train)?;
+        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, norm)) => norm.forward_t(&conv.forward_t(x, train)?, train)?,
+            Some((conv, norm)) => norm.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -219,7 +214,7 @@ impl ModuleT for ResNet18 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self
             .bn1
-            .forward_t(&self.conv1.forward_t(xs, train)?, train)?
+            .forward_t(&self.conv1.forward(xs)?, train)?
             .relu()?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;

@@ -4,7 +4,7 @@
 //! hold every kernel to that composition (values and gradients).
 
 pub(crate) mod batch_norm;
-pub(crate) mod im2col;
+pub(crate) mod conv;
 pub(crate) mod layer_norm;
 pub(crate) mod softmax;
 

@@ -1,0 +1,576 @@
+//! Convolution on the CPU as matrix products over chunks of images, forward and backward in
+//! one operation each. `im2col` lays a chunk's receptive fields out as columns, so that its
+//! convolution is `W (C_out, C·k·k) × cols (C·k·k, n·H'·W')`, the weight's gradient is
+//! `∂Y · colsᵀ` and the columns' is `Wᵀ · ∂Y`, which `col2im` sums back onto the input. Chunks
+//! run in parallel, one thread each, their columns a few megabytes that stay in cache and never
+//! become a tensor: candle's CPU convolution takes its input gradient through a transposed
+//! convolution written as a plain loop, and one product over the whole batch's columns (75 MB for
+//! ResNet-18's first stage at batch 32) spends its time faulting in and zeroing fresh pages.
+//! `bf16` is widened to `f32` and its results rounded once, as candle's CPU product does.
+
+use std::borrow::Cow;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The geometry of a square convolution of a `(N, C, H, W)` input into `C_out` channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// Output columns a chunk's product should have at least: narrower products waste the GEMM's
+/// micro-kernel and re-pack the weight for little work.
+const CHUNK_COLUMNS: usize = 256;
+
+impl Geometry {
+    /// The output's height and width.
+    pub fn output(&self) -> (usize, usize) {
+        let out = |size: usize| (size + 2 * self.padding - self.kernel) / self.stride + 1;
+        (out(self.height), out(self.width))
+    }
+
+    /// Output elements per channel of one image: `H'·W'`.
+    fn plane(&self) -> usize {
+        let (h, w) = self.output();
+        h * w
+    }
+
+    /// Rows of the column matrix: `C·k·k`.
+    fn rows(&self) -> usize {
+        self.channels * self.kernel * self.kernel
+    }
+
+    /// Elements of one input image, `C·H·W`.
+    fn image(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Images per chunk: enough for [`CHUNK_COLUMNS`] output columns, but no more than keeps
+    /// every thread busy.
+    fn chunk(&self) -> usize {
+        let wide = CHUNK_COLUMNS.div_ceil(self.plane());
+        let per_thread = self.batch.div_ceil(rayon::current_num_threads());
+        wide.min(per_thread).max(1)
+    }
+
+    /// How each chunk's products run: on their chunk's thread, unless there are fewer chunks
+    /// than threads (a small batch), when each product is parallel itself.
+    fn parallelism(&self) -> Parallelism {
+        let threads = rayon::current_num_threads();
+        if self.batch.div_ceil(self.chunk()) >= threads {
+            Parallelism::None
+        } else {
+            Parallelism::Rayon(threads)
+        }
+    }
+
+    /// This geometry for `images` of the batch.
+    fn of(&self, images: usize) -> Geometry {
+        Geometry {
+            batch: images,
+            ..*self
+        }
+    }
+
+    /// The output coordinates `first..last` along an axis of `size` whose input coordinate
+    /// at kernel offset `k`, `o·s + k − p`, falls inside the input (the others read padding).
+    fn inside(&self, k: usize, size: usize, out: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.padding);
+        let first = p.saturating_sub(k).div_ceil(s);
+        let last = (size + p).saturating_sub(k).div_ceil(s).min(out);
+        (first, last.max(first))
+    }
+
+    /// Kernel position `kk` (row-major in the k×k kernel) as `(ki, kj)`, with the output rows
+    /// and columns that read inside the input there.
+    fn window(&self, kk: usize) -> Window {
+        let (out_h, out_w) = self.output();
+        let (ki, kj) = (kk / self.kernel, kk % self.kernel);
+        Window {
+            ki,
+            kj,
+            rows: self.inside(ki, self.height, out_h),
+            columns: self.inside(kj, self.width, out_w),
+        }
+    }
+
+    /// The input coordinate of output coordinate `o` at kernel offset `k` (inside only).
+    fn source(&self, o: usize, k: usize) -> usize {
+        o * self.stride + k - self.padding
+    }
+}
+
+/// One kernel position and the output ranges that read inside the input from it.
+struct Window {
+    ki: usize,
+    kj: usize,
+    rows: (usize, usize),
+    columns: (usize, usize),
+}
+
+/// `x (n, C, H, W)` → `cols (C·k·k, n·H'·W')`: row `(c, ki, kj)`, column `(n, i, j)` holds
+/// `x[n, c, i·s + ki − p, j·s + kj − p]`, or 0 in the padding. Every element of `cols` is
+/// written.
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let (out_h, out_w) = g.output();
+    let plane = out_h * out_w;
+    let k2 = g.kernel * g.kernel;
+    for (row, out) in cols.chunks_mut(g.batch * plane).enumerate() {
+        let (c, kk) = (row / k2, row % k2);
+        let Window {
+            ki,
+            kj,
+            rows,
+            columns: (first, last),
+        } = g.window(kk);
+        for (n, out) in out.chunks_mut(plane).enumerate() {
+            let image = &x[(n * g.channels + c) * g.height * g.width..][..g.height * g.width];
+            for (i, target) in out.chunks_mut(out_w).enumerate() {
+                if !(rows.0..rows.1).contains(&i) {
+                    target.fill(0.0);
+                    continue;
+                }
+                target[..first].fill(0.0);
+                target[last..].fill(0.0);
+                let source = &image[g.source(i, ki) * g.width..][..g.width];
+                let target = &mut target[first..last];
+                if g.stride == 1 {
+                    let from = g.source(first, kj);
+                    target.copy_from_slice(&source[from..from + (last - first)]);
+                } else {
+                    for (t, j) in target.iter_mut().zip(first..last) {
+                        *t = source[g.source(j, kj)];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `cols (C·k·k, n·H'·W')` onto the element of
+/// `x (n, C, H, W)` it copied.
+fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
+    let (out_h, out_w) = g.output();
+    let plane = out_h * out_w;
+    let columns = g.batch * plane;
+    let k2 = g.kernel * g.kernel;
+    for (nc, image) in x.chunks_mut(g.height * g.width).enumerate() {
+        let (n, c) = (nc / g.channels, nc % g.channels);
+        for kk in 0..k2 {
+            let Window {
+                ki,
+                kj,
+                rows,
+                columns: (first, last),
+            } = g.window(kk);
+            let row = &cols[(c * k2 + kk) * columns + n * plane..][..plane];
+            for i in rows.0..rows.1 {
+                let target = &mut image[g.source(i, ki) * g.width..][..g.width];
+                let source = &row[i * out_w..][first..last];
+                if g.stride == 1 {
+                    let from = g.source(first, kj);
+                    for (t, &v) in target[from..from + (last - first)].iter_mut().zip(source) {
+                        *t += v;
+                    }
+                } else {
+                    for (&v, j) in source.iter().zip(first..last) {
+                        target[g.source(j, kj)] += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `(a, b, p)` → `(b, a, p)` into `dst`: between a chunk's `(n, C_out, H'·W')` layout and its
+/// product's `(C_out, n·H'·W')`.
+fn swap_outer(src: &[f32], (a, b, p): (usize, usize, usize), dst: &mut [f32]) {
+    for (i, block) in src.chunks(b * p).enumerate().take(a) {
+        for (j, row) in block.chunks(p).enumerate() {
+            dst[(j * a + i) * p..][..p].copy_from_slice(row);
+        }
+    }
+}
+
+/// A row-major view of a matrix in a slice, possibly transposed.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    columns: usize,
+    row_stride: usize,
+    column_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// The `rows × columns` matrix stored row by row at the start of `data`.
+    fn new(data: &'a [f32], rows: usize, columns: usize) -> Self {
+        assert!(data.len() >= rows * columns, "matrix larger than its slice");
+        Matrix {
+            data,
+            rows,
+            columns,
+            row_stride: columns,
+            column_stride: 1,
+        }
+    }
+
+    /// The transpose, sharing the elements.
+    fn t(self) -> Self {
+        Matrix {
+            rows: self.columns,
+            columns: self.rows,
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `dst (m, n) = a (m, k) · b (k, n)`, or `dst += a · b` when `accumulate`, `dst` row-major.
+#[allow(unsafe_code)] // gemm's entry point takes pointers and strides.
+fn matmul(dst: &mut [f32], a: Matrix, b: Matrix, accumulate: bool, parallelism: Parallelism) {
+    let (m, k, n) = (a.rows, a.columns, b.columns);
+    assert!(
+        b.rows == k && dst.len() >= m * n,
+        "matmul: shapes do not match"
+    );
+    // SAFETY: the views and `dst` hold every element the strides reach (checked by
+    // `Matrix::new` and above; a transpose reaches the same elements), and `dst` is exclusive.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.column_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.column_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// `y (N, C_out, H', W') = conv(x, w)`.
+fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let (plane, rows, out) = (g.plane(), g.rows(), g.out_channels);
+    let (chunk, parallelism) = (g.chunk(), g.parallelism());
+    let w = Matrix::new(w, out, rows);
+    let mut y = vec![0f32; g.batch * out * plane];
+    y.par_chunks_mut(chunk * out * plane)
+        .zip(x.par_chunks(chunk * g.image()))
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(cols, product), (y, x)| {
+                let part = g.of(x.len() / g.image());
+                let columns = part.batch * plane;
+                cols.resize(rows * columns, 0.0);
+                im2col(&part, x, cols);
+                let cols = Matrix::new(cols, rows, columns);
+                if part.batch == 1 {
+                    matmul(y, w, cols, false, parallelism);
+                } else {
+                    product.resize(out * columns, 0.0);
+                    matmul(product, w, cols, false, parallelism);
+                    swap_outer(product, (out, part.batch, plane), y);
+                }
+            },
+        );
+    y
+}
+
+/// A chunk's output gradient `(n, C_out, H'·W')` as its product's `(C_out, n·H'·W')`: `dy`
+/// itself for one image, else rearranged into `buffer`.
+fn chunk_gradient<'a>(g: &Geometry, dy: &'a [f32], buffer: &'a mut Vec<f32>) -> Matrix<'a> {
+    let (out, columns) = (g.out_channels, g.batch * g.plane());
+    if g.batch == 1 {
+        return Matrix::new(dy, out, columns);
+    }
+    buffer.resize(out * columns, 0.0);
+    swap_outer(dy, (g.batch, out, g.plane()), buffer);
+    Matrix::new(buffer, out, columns)
+}
+
+/// `∂x (N, C, H, W)` from the output's gradient `dy` and the weight `w`.
+fn input_gradient(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let (plane, rows, out) = (g.plane(), g.rows(), g.out_channels);
+    let (chunk, parallelism) = (g.chunk(), g.parallelism());
+    let w = Matrix::new(w, out, rows);
+    let mut dx = vec![0f32; g.batch * g.image()];
+    dx.par_chunks_mut(chunk * g.image())
+        .zip(dy.par_chunks(chunk * out * plane))
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(cols, gathered), (dx, dy)| {
+                let part = g.of(dx.len() / g.image());
+                let columns = part.batch * plane;
+                let dy = chunk_gradient(&part, dy, gathered);
+                cols.resize(rows * columns, 0.0);
+                matmul(cols, w.t(), dy, false, parallelism);
+                col2im(&part, cols, dx);
+            },
+        );
+    dx
+}
+
+/// `∂w (C_out, C, k, k)` from the input `x` and the output's gradient `dy`: each thread sums
+/// its chunks' `∂Y · colsᵀ`, then the threads' sums are added.
+fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (plane, rows, out) = (g.plane(), g.rows(), g.out_channels);
+    let (chunk, parallelism) = (g.chunk(), g.parallelism());
+    x.par_chunks(chunk * g.image())
+        .zip(dy.par_chunks(chunk * out * plane))
+        .fold(
+            || (vec![0f32; out * rows], Vec::new(), Vec::new()),
+            |(mut dw, mut cols, mut gathered), (x, dy)| {
+                let part = g.of(x.len() / g.image());
+                let columns = part.batch * plane;
+                cols.resize(rows * columns, 0.0);
+                im2col(&part, x, &mut cols);
+                let dy = chunk_gradient(&part, dy, &mut gathered);
+                matmul(
+                    &mut dw,
+                    dy,
+                    Matrix::new(&cols, rows, columns).t(),
+                    true,
+                    parallelism,
+                );
+                (dw, cols, gathered)
+            },
+        )
+        .map(|(dw, _, _)| dw)
+        .reduce_with(|mut sum, dw| {
+            sum.iter_mut().zip(&dw).for_each(|(s, d)| *s += d);
+            sum
+        })
+        .unwrap_or_else(|| vec![0f32; out * rows])
+}
+
+/// The elements of a contiguous `f32` or `bf16` CPU tensor as `f32`, widened if need be.
+fn widened<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<Cow<'a, [f32]>> {
+    Ok(match storage {
+        CpuStorage::F32(_) => Cow::Borrowed(super::cpu_slice(op, storage, layout)?),
+        CpuStorage::BF16(_) => Cow::Owned(
+            super::cpu_slice::<half::bf16>(op, storage, layout)?
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+        ),
+        other => candle_core::bail!("{op}: f32 or bf16 only, not {:?}", other.dtype()),
+    })
+}
+
+/// `values` as CPU storage of `dtype` (`f32`, or `bf16` rounded once).
+fn narrowed(values: Vec<f32>, dtype: DType) -> CpuStorage {
+    match dtype {
+        DType::BF16 => CpuStorage::BF16(values.into_iter().map(half::bf16::from_f32).collect()),
+        _ => CpuStorage::F32(values),
+    }
+}
+
+/// Which function of its two operands a convolution operation computes.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    /// `y` from `(x, w)`.
+    Output,
+    /// `∂x` from `(∂y, w)`.
+    InputGradient,
+    /// `∂w` from `(x, ∂y)`.
+    WeightGradient,
+}
+
+/// One part of a convolution of the given geometry as a candle operation on two operands;
+/// [`Part::Output`]'s backward runs the two others.
+struct Convolution(Geometry, Part);
+
+impl CustomOp2 for Convolution {
+    fn name(&self) -> &'static str {
+        match self.1 {
+            Part::Output => "lrlab-conv2d",
+            Part::InputGradient => "lrlab-conv2d-input-grad",
+            Part::WeightGradient => "lrlab-conv2d-weight-grad",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, name) = (&self.0, self.name());
+        let (a, b) = (widened(name, s1, l1)?, widened(name, s2, l2)?);
+        let (h, w) = g.output();
+        let (input, weight, output) = (
+            [g.batch, g.channels, g.height, g.width],
+            [g.out_channels, g.channels, g.kernel, g.kernel],
+            [g.batch, g.out_channels, h, w],
+        );
+        let (expected, (values, shape)) = match self.1 {
+            Part::Output => ((input, weight), (forward(g, &a, &b), output)),
+            Part::InputGradient => ((output, weight), (input_gradient(g, &a, &b), input)),
+            Part::WeightGradient => ((input, output), (weight_gradient(g, &a, &b), weight)),
+        };
+        if l1.dims() != expected.0 || l2.dims() != expected.1 {
+            candle_core::bail!(
+                "{name}: operands {:?} and {:?}, expected {expected:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        Ok((narrowed(values, s1.dtype()), Shape::from(&shape)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let g = self.0;
+        // The network's input needs no gradient: skip its product.
+        let dx = match x.track_op() {
+            true => Some(dy.apply_op2_no_bwd(w, &Convolution(g, Part::InputGradient))?),
+            false => None,
+        };
+        let dw = x.apply_op2_no_bwd(&dy, &Convolution(g, Part::WeightGradient))?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `x (N, C, H, W)` convolved with `weight (C_out, C, k, k)` at `stride` and `padding` on the
+/// CPU, differentiable in both.
+pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (batch, channels, height, width) = x.dims4()?;
+    let (out_channels, _, kernel, _) = weight.dims4()?;
+    let g = Geometry {
+        batch,
+        channels,
+        height,
+        width,
+        out_channels,
+        kernel,
+        stride,
+        padding,
+    };
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, Convolution(g, Part::Output))
+}
+
+/// Whether [`conv2d`] serves `x`: `f32` or `bf16` on the CPU.
+pub(crate) fn supported(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::relative_error as relative;
+    use candle_core::{Device, Var};
+
+    /// Output, input gradient and weight gradient of `conv` for a random weighting of the
+    /// output.
+    fn run(
+        x: &Var,
+        w: &Var,
+        r: &Tensor,
+        conv: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> (Tensor, Tensor, Tensor) {
+        let y = conv(x.as_tensor(), w.as_tensor()).unwrap();
+        let grads = (&y.to_dtype(DType::F32).unwrap() * r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grad = |v: &Var| {
+            grads
+                .get(v.as_tensor())
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+        };
+        (y.to_dtype(DType::F32).unwrap(), grad(x), grad(w))
+    }
+
+    #[test]
+    fn convolution_equals_candles_in_value_and_gradients() {
+        let device = Device::Cpu;
+        // (N, C, H, W, C_out, k, stride, padding): ResNet's three kinds, and odd shapes.
+        let cases = [
+            (2, 3, 7, 5, 4, 3, 1, 1),
+            (2, 3, 8, 8, 6, 3, 2, 1),
+            (3, 4, 8, 6, 5, 1, 2, 0),
+            (1, 2, 5, 5, 3, 1, 1, 0),
+            (2, 2, 6, 7, 3, 3, 1, 0),
+            (2, 3, 9, 9, 2, 5, 2, 2),
+            (1, 1, 3, 3, 1, 3, 3, 1),
+            // Chunks of 16 images and a shorter last one; one image, its products parallel.
+            (40, 3, 4, 4, 5, 3, 1, 1),
+            (1, 3, 8, 8, 4, 3, 1, 1),
+        ];
+        for (n, c, h, w_, co, k, s, p) in cases {
+            let what = format!("{n}×{c}×{h}×{w_} → {co}, k {k}, stride {s}, padding {p}");
+            let x = Var::randn(0f32, 1.0, (n, c, h, w_), &device).unwrap();
+            let w = Var::randn(0f32, 1.0, (co, c, k, k), &device).unwrap();
+            let candle = |x: &Tensor, w: &Tensor| x.conv2d(w, p, s, 1, 1);
+            let shape = candle(x.as_tensor(), w.as_tensor())
+                .unwrap()
+                .shape()
+                .clone();
+            let r = Tensor::randn(0f32, 1.0, shape, &device).unwrap();
+            let expected = run(&x, &w, &r, candle);
+            let ours = run(&x, &w, &r, |x, w| conv2d(x, w, s, p));
+            for (part, a, b) in [
+                ("output", &ours.0, &expected.0),
+                ("input gradient", &ours.1, &expected.1),
+                ("weight gradient", &ours.2, &expected.2),
+            ] {
+                assert_eq!(a.dims(), b.dims(), "{what}: {part}");
+                let error = relative(a, b);
+                assert!(error < 1e-5, "{what}: {part} differs by {error:e}");
+            }
+            // In bf16, against candle's f32 convolution of the same bf16-rounded values: products
+            // accumulate in f32 and only results round to bfloat16 (2⁻⁸), so agreement to 1e-2.
+            let round = |t: &Tensor| t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+            let rounded = |x: &Tensor, w: &Tensor| candle(&round(x)?, &round(w)?);
+            let expected = run(&x, &w, &round(&r).unwrap(), rounded);
+            let bf16 = |x: &Tensor, w: &Tensor| {
+                conv2d(&x.to_dtype(DType::BF16)?, &w.to_dtype(DType::BF16)?, s, p)
+            };
+            let (y16, dx16, dw16) = run(&x, &w, &r, bf16);
+            for (part, a, b) in [
+                ("bf16 output", &y16, &expected.0),
+                ("bf16 input gradient", &dx16, &expected.1),
+                ("bf16 weight gradient", &dw16, &expected.2),
+            ] {
+                let error = relative(a, b);
+                assert!(error < 1e-2, "{what}: {part} differs by {error:e}");
+            }
+        }
+    }
+}
