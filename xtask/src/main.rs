@@ -1,7 +1,6 @@
 //! `cargo xtask`: lrlab's commands. This binary only parses, wires and prints; the work lives in
 //! the library crates.
 
-mod allocator;
 mod analyze;
 mod data;
 mod evaluate;
@@ -39,7 +38,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),

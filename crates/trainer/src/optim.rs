@@ -91,8 +91,8 @@ impl OptimizerConfig {
 struct Slot {
     name: String,
     var: Var,
-    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor (updated in
-    /// place by the fused update on the CPU).
+    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor (a view into
+    /// the last fused update's output on the CPU).
     moments: Tensor,
     direction: Option<Tensor>,
 }
@@ -172,7 +172,9 @@ impl Adam {
                     step_size,
                     root_correction,
                 };
-                update.apply(&theta, &grad.contiguous()?, &slot.moments)?;
+                let out = theta.apply_op3_no_bwd(&grad.contiguous()?, &slot.moments, &update)?;
+                slot.var.set(&out.get(0)?.reshape(theta.shape())?)?;
+                slot.moments = out.narrow(0, 1, 2)?;
                 continue;
             }
             let grad = match kind {
@@ -223,12 +225,10 @@ impl Adam {
         for slot in &self.slots {
             for (row, key) in ["m", "v"].into_iter().enumerate() {
                 let moment = slot.moments.get(row)?.reshape(slot.var.shape())?;
-                // A snapshot: on the CPU the update writes the moments in place.
-                let moment = match moment.device() {
-                    Device::Cpu => moment.copy()?,
-                    _ => moment.to_device(&Device::Cpu)?,
-                };
-                state.push((format!("{key}.{}", slot.name), moment));
+                state.push((
+                    format!("{key}.{}", slot.name),
+                    moment.to_device(&Device::Cpu)?,
+                ));
             }
             if let Some(d) = &slot.direction {
                 state.push((format!("d.{}", slot.name), d.to_device(&Device::Cpu)?));
