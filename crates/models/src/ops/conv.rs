@@ -127,12 +127,8 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     let k2 = g.kernel * g.kernel;
     for (row, out) in cols.chunks_mut(g.batch * plane).enumerate() {
         let (c, kk) = (row / k2, row % k2);
-        let Window {
-            ki,
-            kj,
-            rows,
-            columns: (first, last),
-        } = g.window(kk);
+        let window = g.window(kk);
+        let (ki, kj, rows, (first, last)) = (window.ki, window.kj, window.rows, window.columns);
         for (n, out) in out.chunks_mut(plane).enumerate() {
             let image = &x[(n * g.channels + c) * g.height * g.width..][..g.height * g.width];
             for (i, target) in out.chunks_mut(out_w).enumerate() {
@@ -167,12 +163,8 @@ fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
     for (nc, image) in x.chunks_mut(g.height * g.width).enumerate() {
         let (n, c) = (nc / g.channels, nc % g.channels);
         for kk in 0..k2 {
-            let Window {
-                ki,
-                kj,
-                rows,
-                columns: (first, last),
-            } = g.window(kk);
+            let window = g.window(kk);
+            let (ki, kj, rows, (first, last)) = (window.ki, window.kj, window.rows, window.columns);
             let row = &cols[(c * k2 + kk) * columns + n * plane..][..plane];
             for i in rows.0..rows.1 {
                 let target = &mut image[g.source(i, ki) * g.width..][..g.width];
