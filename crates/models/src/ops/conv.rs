@@ -420,10 +420,10 @@ impl CustomOp2 for Convolution {
             [g.out_channels, g.channels, g.kernel, g.kernel],
             [g.batch, g.out_channels, h, w],
         );
-        let (expected, (values, shape)) = match self.1 {
-            Part::Output => ((input, weight), (forward(g, &a, &b), output)),
-            Part::InputGradient => ((output, weight), (input_gradient(g, &a, &b), input)),
-            Part::WeightGradient => ((input, output), (weight_gradient(g, &a, &b), weight)),
+        let (expected, result) = match self.1 {
+            Part::Output => ((input, weight), output),
+            Part::InputGradient => ((output, weight), input),
+            Part::WeightGradient => ((input, output), weight),
         };
         if l1.dims() != expected.0 || l2.dims() != expected.1 {
             candle_core::bail!(
@@ -432,7 +432,12 @@ impl CustomOp2 for Convolution {
                 l2.dims()
             );
         }
-        Ok((narrowed(values, s1.dtype()), Shape::from(&shape)))
+        let values = match self.1 {
+            Part::Output => forward(g, &a, &b),
+            Part::InputGradient => input_gradient(g, &a, &b),
+            Part::WeightGradient => weight_gradient(g, &a, &b),
+        };
+        Ok((narrowed(values, s1.dtype()), Shape::from(&result)))
     }
 
     fn bwd(
@@ -507,6 +512,32 @@ mod tests {
                 .unwrap()
         };
         (y.to_dtype(DType::F32).unwrap(), grad(x), grad(w))
+    }
+
+    #[test]
+    fn operands_of_another_shape_are_refused_before_any_work() {
+        let device = Device::Cpu;
+        let g = Geometry {
+            batch: 2,
+            channels: 3,
+            height: 8,
+            width: 8,
+            out_channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        // A 1×1 weight where the geometry says 3×3: the product would read past its slice.
+        let x = Tensor::zeros((2, 3, 8, 8), DType::F32, &device).unwrap();
+        let w = Tensor::zeros((4, 3, 1, 1), DType::F32, &device).unwrap();
+        let err = x
+            .apply_op2_no_bwd(&w, &Convolution(g, Part::Output))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lrlab-conv2d: operands [2, 3, 8, 8] and [4, 3, 1, 1]"),
+            "{err}"
+        );
     }
 
     #[test]
