@@ -91,17 +91,21 @@ impl Geometry {
         (first, last.max(first))
     }
 
-    /// Kernel position `kk` (row-major in the k×k kernel) as `(ki, kj)`, with the output rows
+    /// Every kernel position (row-major in the k×k kernel) as `(ki, kj)`, with the output rows
     /// and columns that read inside the input there.
-    fn window(&self, kk: usize) -> Window {
+    fn windows(&self) -> Vec<Window> {
         let (out_h, out_w) = self.output();
-        let (ki, kj) = (kk / self.kernel, kk % self.kernel);
-        Window {
-            ki,
-            kj,
-            rows: self.inside(ki, self.height, out_h),
-            columns: self.inside(kj, self.width, out_w),
-        }
+        (0..self.kernel * self.kernel)
+            .map(|kk| {
+                let (ki, kj) = (kk / self.kernel, kk % self.kernel);
+                Window {
+                    ki,
+                    kj,
+                    rows: self.inside(ki, self.height, out_h),
+                    columns: self.inside(kj, self.width, out_w),
+                }
+            })
+            .collect()
     }
 
     /// The input coordinate of output coordinate `o` at kernel offset `k` (inside only).
@@ -124,10 +128,11 @@ struct Window {
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     let (out_h, out_w) = g.output();
     let plane = out_h * out_w;
-    let k2 = g.kernel * g.kernel;
+    let windows = g.windows();
+    let k2 = windows.len();
     for (row, out) in cols.chunks_mut(g.batch * plane).enumerate() {
         let (c, kk) = (row / k2, row % k2);
-        let window = g.window(kk);
+        let window = &windows[kk];
         let (ki, kj, rows, (first, last)) = (window.ki, window.kj, window.rows, window.columns);
         for (n, out) in out.chunks_mut(plane).enumerate() {
             let image = &x[(n * g.channels + c) * g.height * g.width..][..g.height * g.width];
@@ -159,11 +164,11 @@ fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
     let (out_h, out_w) = g.output();
     let plane = out_h * out_w;
     let columns = g.batch * plane;
-    let k2 = g.kernel * g.kernel;
+    let windows = g.windows();
+    let k2 = windows.len();
     for (nc, image) in x.chunks_mut(g.height * g.width).enumerate() {
         let (n, c) = (nc / g.channels, nc % g.channels);
-        for kk in 0..k2 {
-            let window = g.window(kk);
+        for (kk, window) in windows.iter().enumerate() {
             let (ki, kj, rows, (first, last)) = (window.ki, window.kj, window.rows, window.columns);
             let row = &cols[(c * k2 + kk) * columns + n * plane..][..plane];
             for i in rows.0..rows.1 {
@@ -276,20 +281,25 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
             || (Vec::new(), Vec::new()),
             |(cols, product), (y, x)| {
                 let part = g.of(x.len() / g.image());
-                let columns = part.batch * plane;
-                cols.resize(rows * columns, 0.0);
-                im2col(&part, x, cols);
-                let cols = Matrix::new(cols, rows, columns);
+                let cols = chunk_columns(&part, x, cols);
                 if part.batch == 1 {
                     matmul(y, w, cols, false, parallelism);
                 } else {
-                    product.resize(out * columns, 0.0);
+                    product.resize(out * part.batch * plane, 0.0);
                     matmul(product, w, cols, false, parallelism);
                     swap_outer(product, (out, part.batch, plane), y);
                 }
             },
         );
     y
+}
+
+/// A chunk's columns `(C·k·k, n·H'·W')` of its images `x`, built in `buffer`.
+fn chunk_columns<'a>(g: &Geometry, x: &[f32], buffer: &'a mut Vec<f32>) -> Matrix<'a> {
+    let (rows, columns) = (g.rows(), g.batch * g.plane());
+    buffer.resize(rows * columns, 0.0);
+    im2col(g, x, buffer);
+    Matrix::new(buffer, rows, columns)
 }
 
 /// A chunk's output gradient `(n, C_out, H'·W')` as its product's `(C_out, n·H'·W')`: `dy`
@@ -337,17 +347,9 @@ fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             || (vec![0f32; out * rows], Vec::new(), Vec::new()),
             |(mut dw, mut cols, mut gathered), (x, dy)| {
                 let part = g.of(x.len() / g.image());
-                let columns = part.batch * plane;
-                cols.resize(rows * columns, 0.0);
-                im2col(&part, x, &mut cols);
+                let columns = chunk_columns(&part, x, &mut cols);
                 let dy = chunk_gradient(&part, dy, &mut gathered);
-                matmul(
-                    &mut dw,
-                    dy,
-                    Matrix::new(&cols, rows, columns).t(),
-                    true,
-                    parallelism,
-                );
+                matmul(&mut dw, dy, columns.t(), true, parallelism);
                 (dw, cols, gathered)
             },
         )
