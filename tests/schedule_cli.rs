@@ -1,6 +1,8 @@
 //! `cargo xtask schedule` end to end: the rates it prints equal PyTorch's recorded traces, per
-//! epoch and per step, with and without metrics; bad input is named.
+//! epoch and per step, with and without metrics, lengths relative to the run resolved from
+//! `--epochs` and `--steps-per-epoch`; bad input is named.
 
+use lrlab_schedulers::{Interval, SchedulerConfig};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -85,27 +87,32 @@ fn prints_pytorchs_rate_for_every_step_of_every_recorded_trace() {
             .iter()
             .map(|v| v.as_f64().unwrap())
             .collect();
-        let per_step = case["config"]["kind"] == "one_cycle";
+        let clock = serde_json::from_value::<SchedulerConfig>(case["config"].clone())
+            .unwrap()
+            .clock();
+        let per_step = clock == Interval::Step;
         let config = write(
             dir.path(),
             &format!("{index}.toml"),
             &scheduler_toml(&case["config"]),
         );
         let base_lr = case["base_lr"].to_string();
-        // Per-epoch schedules over 3 steps per epoch; per-step ones over 1 step per epoch.
-        let (epochs, steps_per_epoch) = if per_step {
-            (lrs.len(), 1)
-        } else {
-            (lrs.len(), 3)
+        // The run that relative lengths are shares of; otherwise per-epoch schedules over 3
+        // steps per epoch, per-step ones over 1 step per epoch.
+        let run = |key: &str| case["run"][key].as_u64().map(|n| n as usize);
+        let (epochs, steps_per_epoch) = match (run("epochs"), run("steps_per_epoch")) {
+            (Some(epochs), Some(steps_per_epoch)) => (epochs, steps_per_epoch),
+            _ if per_step => (lrs.len(), 1),
+            _ => (lrs.len(), 3),
         };
-        let (epochs, steps_per_epoch) = (epochs.to_string(), steps_per_epoch.to_string());
+        let (epochs_arg, steps_arg) = (epochs.to_string(), steps_per_epoch.to_string());
         let mut args = vec![
             "--scheduler",
             config.to_str().unwrap(),
             "--epochs",
-            &epochs,
+            &epochs_arg,
             "--steps-per-epoch",
-            &steps_per_epoch,
+            &steps_arg,
             "--base-lr",
             &base_lr,
         ];
@@ -115,20 +122,14 @@ fn prints_pytorchs_rate_for_every_step_of_every_recorded_trace() {
             args.extend(["--metrics", metrics_path.to_str().unwrap()]);
         }
         let rows = rows(&xtask(&args));
-        let expected_rows = if per_step { lrs.len() } else { lrs.len() * 3 };
-        assert_eq!(rows.len(), expected_rows, "{name}");
+        assert_eq!(rows.len(), epochs * steps_per_epoch, "{name}");
         for (i, &(step, epoch, lr)) in rows.iter().enumerate() {
             assert_eq!(step, i as u64, "{name}");
-            let tick = if per_step { i } else { i / 3 };
-            assert_eq!(
-                epoch,
-                if per_step {
-                    i as u64 + 1
-                } else {
-                    tick as u64 + 1
-                },
-                "{name}"
-            );
+            assert_eq!(epoch, (i / steps_per_epoch) as u64 + 1, "{name}");
+            let tick = if per_step { i } else { i / steps_per_epoch };
+            if tick >= lrs.len() {
+                break;
+            }
             assert!(
                 close(lr, lrs[tick]),
                 "{name}, step {step}: {lr} vs torch {}",
@@ -217,6 +218,21 @@ fn bad_input_is_named() {
             None,
             "3",
             &["{toml}", "kind"],
+        ),
+        (
+            "[scheduler]\nkind = 'cosine'\nt_max = 'steps'\n",
+            None,
+            "3",
+            &[
+                "{toml}: [scheduler] `t_max`: \"steps\" counts steps",
+                "\"epochs\"",
+            ],
+        ),
+        (
+            "[scheduler]\nkind = 'step'\nstep_size = '30'\n",
+            None,
+            "3",
+            &["{toml}", "\"30\"", "share of the run such as \"30%\""],
         ),
         (
             PLATEAU,

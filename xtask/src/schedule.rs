@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use lrlab_schedulers::{
-    EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, Signals, StepEnd,
+    EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, Signals, Span, StepEnd,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,14 +38,16 @@ struct ScheduleFile {
     scheduler: SchedulerConfig,
 }
 
-/// Loads and builds the schedule of `path`; errors name the file and the key.
-fn load_scheduler(path: &Path, base_lr: f64) -> Result<lrlab_schedulers::AnyScheduler> {
+/// Loads the schedule of `path` and builds it for a run of `span`, its lengths relative to the
+/// run resolved against it; errors name the file and the key.
+fn load_scheduler(path: &Path, base_lr: f64, span: Span) -> Result<lrlab_schedulers::AnyScheduler> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the scheduler file {}", path.display()))?;
     let file: ScheduleFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
     file.scheduler
-        .build(base_lr)
+        .resolve(span)
+        .and_then(|config| config.build(base_lr))
         .map_err(|e| anyhow::anyhow!("{}: [scheduler] {e}", path.display()))
 }
 
@@ -159,7 +161,8 @@ fn names(signals: Signals) -> String {
 
 /// Runs the command: prints `step,epoch,lr` for every optimizer step.
 pub fn run(args: &Args) -> Result<()> {
-    let mut scheduler = load_scheduler(&args.scheduler, args.base_lr)?;
+    let span = Span::of_run(args.epochs, args.steps_per_epoch);
+    let mut scheduler = load_scheduler(&args.scheduler, args.base_lr, span)?;
     let needs = scheduler.needs();
     let per_step: Signals = needs
         .iter()

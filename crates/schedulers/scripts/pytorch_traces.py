@@ -56,8 +56,10 @@ def metric_json(v):
 cases = []
 
 
-def case(name, config, base_lr, lrs, metrics=None):
+def case(name, config, base_lr, lrs, metrics=None, run=None):
     entry = {"name": name, "config": config, "base_lr": base_lr, "lrs": lrs}
+    if run is not None:
+        entry["run"] = {"epochs": run[0], "steps_per_epoch": run[1]}
     if metrics is not None:
         entry["metrics"] = [metric_json(m) for m in metrics[: len(lrs) - 1]]
     cases.append(entry)
@@ -240,6 +242,34 @@ for base, start, warm, seq_name in itertools.product(BASES, [0.1, 0.5], [2, 4], 
           "inner": {"kind": "plateau", "patience": 1, "cooldown": 1, "factor": 0.5}}, base,
          warmup_then_plateau(base, start, warm, metrics, patience=1, cooldown=1, factor=0.5),
          metrics)
+
+# Lengths relative to the run: lrlab resolves them against `run` (epochs, steps per epoch)
+# before building the schedule; PyTorch is given the numbers of ticks they stand for.
+case('cosine t_max="epochs" over 4 epochs', {"kind": "cosine", "t_max": "epochs"}, 1e-3,
+     trace(lambda o: S.CosineAnnealingLR(o, T_max=4), 1e-3, 6), run=(4, 1))
+for epochs, size in [(50, 15), (10, 3), (2, 1)]:
+    case(f'step step_size="30%" over {epochs} epochs', {"kind": "step", "step_size": "30%"}, 1e-3,
+         trace(lambda o: S.StepLR(o, step_size=size), 1e-3, epochs), run=(epochs, 7))
+case('multistep milestones=["50%", "75%"] over 8 epochs',
+     {"kind": "multistep", "milestones": ["50%", "75%"], "gamma": 0.5}, 0.1,
+     trace(lambda o: S.MultiStepLR(o, milestones=[4, 6], gamma=0.5), 0.1, 10), run=(8, 3))
+case('sequential at "25%": linear over "epochs", then cosine over "epochs", 8 epochs',
+     {"kind": "sequential", "milestones": ["25%"],
+      "schedulers": [{"kind": "linear", "start_factor": 0.1, "total_iters": "epochs"},
+                     {"kind": "cosine", "t_max": "epochs"}]}, 1e-3,
+     trace(lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=2),
+                                        S.CosineAnnealingLR(o, T_max=6)], milestones=[2]),
+           1e-3, 8), run=(8, 5))
+# transformers' get_linear_schedule_with_warmup (the Trainer's default schedule), as a lambda:
+# a warmup of 10 % of 4 × 10 steps, then a linear decay that ends on the last step.
+WARM, TOTAL = 4, 40
+case('warmup_steps="10%" then linear to 0 over "steps" (the Trainer schedule), 4 x 10 steps',
+     {"kind": "warmup", "warmup_steps": "10%", "start_factor": 0.0,
+      "inner": {"kind": "linear", "start_factor": 1.0, "end_factor": 0.0, "total_iters": "steps",
+                "interval": "step"}}, 3e-5,
+     trace(lambda o: S.LambdaLR(o, lambda s: s / WARM if s < WARM
+                                else max(0.0, (TOTAL - s) / (TOTAL - WARM))), 3e-5, TOTAL),
+     run=(4, 10))
 
 # One case per line: small enough to commit, readable in a diff.
 lines = ",\n".join(json.dumps(c, separators=(",", ":")) for c in cases)

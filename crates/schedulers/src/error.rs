@@ -5,11 +5,11 @@ use crate::observation::Interval;
 /// A configuration value that cannot make a schedule, with the field it came from.
 ///
 /// `field` is a dotted path inside the `[scheduler]` table, such as `gamma` or
-/// `inner.milestones`, so that a message can point at the exact key.
+/// `inner.milestones`, so that a message can point at the exact key; it is empty when the fault
+/// is the schedule's as a whole (a rate that leaves the finite numbers in a dry run).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}`: {message}")]
 pub struct ConfigError {
-    /// The offending key, as a dotted path.
+    /// The offending key, as a dotted path; empty for the whole schedule.
     pub field: String,
     /// What was expected and what was found.
     pub message: String,
@@ -26,8 +26,20 @@ impl ConfigError {
 
     /// The same error, seen from the table that holds `parent`.
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = format!("{parent}.{}", self.field);
+        self.field = match self.field.is_empty() {
+            true => parent.to_owned(),
+            false => format!("{parent}.{}", self.field),
+        };
         self
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field.is_empty() {
+            true => write!(f, "the schedule: {}", self.message),
+            false => write!(f, "`{}`: {}", self.field, self.message),
+        }
     }
 }
 

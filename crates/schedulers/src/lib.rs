@@ -48,6 +48,27 @@
 //! every kind. That is PyTorch's protocol: the rate of epoch `e` is the rate after `e − 1` calls
 //! of `scheduler.step()` (with the metric of the epoch before, for metric-driven schedules).
 //!
+//! # Lengths relative to the run
+//! Every length of a schedule — `t_max`, `step_size`, `milestones`, `total_iters`,
+//! `warmup_steps`, `patience`, … — is a [`Length`]: a number of ticks, or relative to the run
+//! (`"epochs"`, `"steps"`, `"30%"`), so that one configuration serves runs of any length.
+//! [`SchedulerConfig::resolve`] turns them into ticks for a run of a given [`Span`]; building a
+//! schedule whose lengths are still relative is an error, and [`SchedulerConfig::dry_run`]
+//! drives a resolved schedule through a whole run to check it before any training.
+//!
+//! ```
+//! use lrlab_schedulers::{Scheduler, SchedulerConfig, Span};
+//! let cosine: SchedulerConfig = toml::from_str(r#"
+//!     kind = "cosine"
+//!     t_max = "epochs"
+//! "#)?;
+//! let ten_epochs = cosine.resolve(Span::of_run(10, 100))?;
+//! ten_epochs.dry_run(1e-3, Span::of_run(10, 100))?;
+//! assert_eq!(ten_epochs, toml::from_str("kind = 'cosine'\nt_max = 10")?);
+//! assert!(cosine.build(1e-3).is_err(), "t_max is relative until resolved");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The schedules
 //! | `kind` | schedule | PyTorch |
 //! | --- | --- | --- |
@@ -79,12 +100,14 @@ macro_rules! serde_defaults {
 
 mod error;
 mod float;
+mod length;
 mod observation;
 mod registry;
 mod scheduler;
 pub mod schedules;
 
 pub use error::ConfigError;
+pub use length::{Length, Span};
 pub use observation::{EpochEnd, Interval, Observation, Signal, Signals, StepEnd};
 pub use registry::{AnyScheduler, SchedulerConfig};
 pub use scheduler::{Clock, Scheduler, Ticking};

@@ -13,6 +13,17 @@ pub enum Interval {
     Epoch,
 }
 
+impl Interval {
+    /// The finer of two clocks: a schedule with a part that moves per step moves per step.
+    pub(crate) fn finer(self, other: Interval) -> Interval {
+        if self == Interval::Step || other == Interval::Step {
+            Interval::Step
+        } else {
+            Interval::Epoch
+        }
+    }
+}
+
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -2,7 +2,8 @@
 //! run and save it.
 
 use crate::error::{ConfigError, ensure};
-use crate::observation::{Interval, Observation, Signals};
+use crate::length::{Lengths, Span};
+use crate::observation::{EpochEnd, Interval, Observation, Signals, StepEnd};
 use crate::scheduler::Scheduler;
 use crate::schedules::*;
 use serde::{Deserialize, Serialize};
@@ -59,8 +60,28 @@ macro_rules! registry {
                 }
             }
 
+            /// The clock the schedule ticks on (for a composite schedule, the finest of its
+            /// parts'): the built schedule's [`Scheduler::interval`].
+            pub fn clock(&self) -> Interval {
+                match self {
+                    $(SchedulerConfig::$variant(config) => config.clock(),)*
+                }
+            }
+
+            /// The same configuration with every length relative to the run
+            /// ([`Length`](crate::Length)) turned into ticks, for a schedule that runs over
+            /// `span`; numbers of ticks are kept as written.
+            pub fn resolve(&self, span: Span) -> Result<SchedulerConfig, ConfigError> {
+                Ok(match self {
+                    $(SchedulerConfig::$variant(config) => {
+                        SchedulerConfig::$variant(config.resolve(span)?)
+                    })*
+                })
+            }
+
             /// Checks the configuration and builds the schedule for an optimizer whose initial
-            /// learning rate is `base_lr`.
+            /// learning rate is `base_lr`. Every length must be a number of ticks: resolve a
+            /// configuration with relative lengths first ([`SchedulerConfig::resolve`]).
             pub fn build(&self, base_lr: f64) -> Result<AnyScheduler, ConfigError> {
                 ensure(base_lr.is_finite() && base_lr >= 0.0, "base_lr", || {
                     format!("must be a finite number ≥ 0, got {base_lr}")
@@ -143,4 +164,43 @@ registry! {
     "hypergradient" => Hypergradient(HypergradientConfig, Hypergradient) = |c, lr| Hypergradient::new(c, lr);
     /// lrlab's trend-gap schedule; see [`TrendGapConfig`].
     "trend_gap" => TrendGap(TrendGapConfig, TrendGap) = |c, lr| TrendGap::new(c, lr);
+}
+
+impl SchedulerConfig {
+    /// Builds the schedule and drives it through a whole run of `span` with steady signals
+    /// (every loss 1, every accuracy ½, gradient agreement 0), checking that every step's rate is
+    /// a finite number ≥ 0: the check a study makes of each arm before anything trains. The
+    /// configuration must be resolved; a step costs a few nanoseconds.
+    pub fn dry_run(&self, base_lr: f64, span: Span) -> Result<(), ConfigError> {
+        let mut scheduler = self.build(base_lr)?;
+        let steps_per_epoch = span.steps_per_epoch.max(1);
+        for step in 1..=span.steps {
+            let lr = scheduler.lr();
+            let epoch = (step - 1) / steps_per_epoch + 1;
+            ensure(lr.is_finite() && lr >= 0.0, "", || {
+                format!(
+                    "the rate of step {step} (epoch {epoch}) is {lr}: a dry run over {} steps \
+                     must keep it a finite number ≥ 0",
+                    span.steps
+                )
+            })?;
+            scheduler.observe(&Observation::Step(StepEnd {
+                step,
+                epoch,
+                loss: Some(1.0),
+                grad_dot: Some(0.0),
+            }));
+            if step % steps_per_epoch == 0 || step == span.steps {
+                scheduler.observe(&Observation::Epoch(EpochEnd {
+                    epoch,
+                    step,
+                    train_loss: Some(1.0),
+                    train_acc: Some(0.5),
+                    val_loss: Some(1.0),
+                    val_acc: Some(0.5),
+                }));
+            }
+        }
+        Ok(())
+    }
 }

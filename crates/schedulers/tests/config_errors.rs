@@ -1,6 +1,6 @@
 //! Configuration: every key of a `[scheduler]` table is checked, and a bad one is named.
 
-use lrlab_schedulers::{Interval, Scheduler, SchedulerConfig};
+use lrlab_schedulers::{Interval, Length, Scheduler, SchedulerConfig};
 
 fn parse(text: &str) -> Result<SchedulerConfig, toml::de::Error> {
     toml::from_str(text)
@@ -185,7 +185,7 @@ fn defaults_follow_pytorch_and_intervals_resolve() {
     };
     assert_eq!(
         (p.factor, p.patience, p.threshold, p.eps),
-        (0.1, 10, 1e-4, 1e-8)
+        (0.1, Length::Ticks(10), 1e-4, 1e-8)
     );
     assert_eq!(plateau.build(1e-3).unwrap().interval(), Interval::Epoch);
     let batch = parse("kind = 'plateau'\nmonitor = 'batch_loss'").unwrap();

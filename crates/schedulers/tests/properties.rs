@@ -1,9 +1,12 @@
 //! Properties over random configurations and random training signals: the rate stays finite
-//! and within its bounds, and a scheduler saved and restored at any point continues exactly.
+//! and within its bounds, and a scheduler saved and restored at any point continues exactly;
+//! lengths relative to the run resolve to numbers of ticks once and for all, and a configuration
+//! reports the clock its built schedule runs on.
 
 use lrlab_schedulers::schedules::*;
 use lrlab_schedulers::{
-    AnyScheduler, EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, StepEnd,
+    AnyScheduler, EpochEnd, Interval, Length, Observation, Scheduler, SchedulerConfig, Signal,
+    Span, StepEnd,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -38,13 +41,13 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
         (0.05..=1.0f64, 0..10u64, interval()).prop_map(|(factor, total_iters, interval)| {
             SchedulerConfig::Constant(ConstantConfig {
                 factor,
-                total_iters,
+                total_iters: total_iters.into(),
                 interval,
             })
         }),
         (1..10u64, 0.01..=1.0f64, interval()).prop_map(|(step_size, gamma, interval)| {
             SchedulerConfig::Step(StepConfig {
-                step_size,
+                step_size: step_size.into(),
                 gamma,
                 interval,
             })
@@ -56,7 +59,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
         )
             .prop_map(|(milestones, gamma, interval)| SchedulerConfig::MultiStep(
                 MultiStepConfig {
-                    milestones: milestones.into_iter().collect(),
+                    milestones: milestones.into_iter().map(Length::from).collect(),
                     gamma,
                     interval
                 }
@@ -66,7 +69,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
         }),
         (1..60u64, 0.0..2e-3f64, interval()).prop_map(|(t_max, eta_min, interval)| {
             SchedulerConfig::Cosine(CosineConfig {
-                t_max,
+                t_max: t_max.into(),
                 eta_min,
                 interval,
             })
@@ -74,7 +77,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
         (1..20u64, 1..4u64, 0.0..2e-3f64, interval()).prop_map(
             |(t_0, t_mult, eta_min, interval)| {
                 SchedulerConfig::CosineWarmRestarts(CosineWarmRestartsConfig {
-                    t_0,
+                    t_0: t_0.into(),
                     t_mult,
                     eta_min,
                     interval,
@@ -104,7 +107,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                 )| {
                     SchedulerConfig::OneCycle(OneCycleConfig {
                         max_lr,
-                        total_steps,
+                        total_steps: total_steps.into(),
                         pct_start,
                         three_phase,
                         div_factor,
@@ -119,14 +122,14 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                 SchedulerConfig::Linear(LinearConfig {
                     start_factor,
                     end_factor,
-                    total_iters,
+                    total_iters: total_iters.into(),
                     interval,
                 })
             }
         ),
         (0..30u64, 0.0..4.0f64, interval()).prop_map(|(total_iters, power, interval)| {
             SchedulerConfig::Polynomial(PolynomialConfig {
-                total_iters,
+                total_iters: total_iters.into(),
                 power,
                 interval,
             })
@@ -145,10 +148,10 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                     SchedulerConfig::Plateau(PlateauConfig {
                         monitor,
                         factor,
-                        patience,
+                        patience: patience.into(),
                         threshold,
                         threshold_mode,
-                        cooldown,
+                        cooldown: cooldown.into(),
                         min_lr,
                         ..Default::default()
                     })
@@ -185,11 +188,11 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                         monitor,
                         mode: None,
                         factor,
-                        patience,
+                        patience: patience.into(),
                         threshold: 1e-4,
                         threshold_mode,
-                        cooldown,
-                        warmup,
+                        cooldown: cooldown.into(),
+                        warmup: warmup.into(),
                         min_lr,
                         max_lr,
                         eps: 1e-10,
@@ -215,7 +218,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                     decay,
                     spike_cut,
                     slope_smoothing,
-                    cooldown,
+                    cooldown: cooldown.into(),
                     ..Default::default()
                 })
             }
@@ -230,13 +233,13 @@ fn any_config() -> impl Strategy<Value = SchedulerConfig> {
         1 => (leaf(), 0.0..=1.0f64, 1..8u64, any::<bool>()).prop_map(|(inner, start_factor, length, steps)| {
             SchedulerConfig::Warmup(WarmupConfig {
                 start_factor,
-                warmup_steps: steps.then_some(length),
-                warmup_epochs: (!steps).then_some(length),
+                warmup_steps: steps.then_some(length.into()),
+                warmup_epochs: (!steps).then_some(length.into()),
                 inner: Box::new(inner),
             })
         }),
         1 => (proptest::collection::vec(leaf(), 1..4), 1..10u64).prop_map(|(schedulers, gap)| {
-            let milestones = (1..schedulers.len() as u64).map(|i| i * gap).collect();
+            let milestones = (1..schedulers.len() as u64).map(|i| Length::Ticks(i * gap)).collect();
             SchedulerConfig::Sequential(SequentialConfig {
                 schedulers, milestones, interval: Some(Interval::Epoch),
             })
@@ -347,6 +350,104 @@ proptest! {
             prop_assert_eq!(original.observe(event).to_bits(), restored.observe(event).to_bits());
         }
         prop_assert_eq!(serde_json::to_string(&original).unwrap(), serde_json::to_string(&restored).unwrap());
+    }
+}
+
+/// The keys whose values are [`Length`]s.
+const LENGTH_KEYS: [&str; 11] = [
+    "total_iters",
+    "step_size",
+    "t_max",
+    "t_0",
+    "total_steps",
+    "patience",
+    "cooldown",
+    "warmup",
+    "warmup_steps",
+    "warmup_epochs",
+    "milestones",
+];
+
+/// `config` with some of its lengths written relative to the run, chosen by `draw`: a share
+/// (milestones as increasing shares), or the whole run in the units of the schedule's clock.
+fn relative(config: &SchedulerConfig, mut draw: impl FnMut() -> u64) -> SchedulerConfig {
+    fn walk(value: &mut serde_json::Value, clock: &str, draw: &mut dyn FnMut() -> u64) {
+        let Some(table) = value.as_object_mut() else {
+            return;
+        };
+        for (key, value) in table.iter_mut() {
+            if key == "milestones" && draw() % 2 == 0 {
+                let n = value.as_array().map_or(0, Vec::len);
+                let shares = (1..=n).map(|i| format!("{}%", 90 * i / (n + 1)));
+                *value = shares.collect();
+            } else if LENGTH_KEYS.contains(&key.as_str()) && value.is_u64() {
+                *value = match draw() % 4 {
+                    0 => format!("{}%", 1 + draw() % 150).into(),
+                    1 if key == "warmup_steps" => "steps".into(),
+                    1 if key == "warmup_epochs" => "epochs".into(),
+                    1 => format!("{clock}s").into(),
+                    _ => continue,
+                };
+            } else if key == "inner" || key == "scheduler" {
+                let inner: SchedulerConfig = serde_json::from_value(value.clone()).unwrap();
+                walk(value, &inner.clock().to_string(), draw);
+            } else if let (true, Some(list)) = (key == "schedulers", value.as_array_mut()) {
+                for item in list {
+                    let inner: SchedulerConfig = serde_json::from_value(item.clone()).unwrap();
+                    walk(item, &inner.clock().to_string(), draw);
+                }
+            }
+        }
+    }
+    let mut value = serde_json::to_value(config).unwrap();
+    walk(&mut value, &config.clock().to_string(), &mut draw);
+    serde_json::from_value(value).unwrap()
+}
+
+/// Whether a configuration still holds a length relative to the run.
+fn has_relative_lengths(config: &SchedulerConfig) -> bool {
+    let text = serde_json::to_string(config).unwrap();
+    text.contains('%') || text.contains("\"epochs\"") || text.contains("\"steps\"")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_clock_of_a_configuration_is_its_schedules(config in any_config()) {
+        prop_assert_eq!(config.clock(), config.build(BASE_LR).unwrap().interval());
+    }
+
+    #[test]
+    fn relative_lengths_resolve_once_to_a_schedule_that_runs(
+        config in any_config(),
+        seed in any::<u64>(),
+        epochs in 1..60u64,
+        steps_per_epoch in 1..40u64,
+    ) {
+        let mut state = seed;
+        let config = relative(&config, || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 33
+        });
+        let span = Span::of_run(epochs, steps_per_epoch);
+        match config.resolve(span) {
+            Ok(resolved) => {
+                prop_assert!(!has_relative_lengths(&resolved), "{resolved:?}");
+                prop_assert_eq!(&resolved.resolve(span).unwrap(), &resolved);
+                prop_assert_eq!(resolved.clock(), config.clock());
+                resolved.dry_run(BASE_LR, span).unwrap();
+            }
+            // Shares that collide (milestones of a short run) or that leave no room: an error
+            // naming a length key, never a panic.
+            Err(err) => prop_assert!(
+                LENGTH_KEYS.iter().any(|key| err.field.contains(key)),
+                "{err} for {config:?}"
+            ),
+        }
+        if has_relative_lengths(&config) {
+            prop_assert!(config.build(BASE_LR).is_err());
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! Every PyTorch schedule against traces recorded from PyTorch itself
 //! (`scripts/pytorch_traces.py`): the same learning rate after every tick, to 1e-12 relative.
+//! Cases with lengths relative to the run are resolved against their run first, and compared
+//! with PyTorch given the numbers of ticks those lengths stand for.
 
-use lrlab_schedulers::{EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, StepEnd};
+use lrlab_schedulers::{
+    EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Span, StepEnd,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,6 +25,14 @@ struct Case {
     lrs: Vec<f64>,
     #[serde(default)]
     metrics: Vec<Value>,
+    /// The run that relative lengths are shares of.
+    run: Option<Run>,
+}
+
+#[derive(Deserialize)]
+struct Run {
+    epochs: u64,
+    steps_per_epoch: u64,
 }
 
 fn metric(value: &Value) -> f64 {
@@ -69,8 +81,14 @@ fn every_schedule_matches_pytorch() {
     let (mut values, mut exact, mut worst) = (0usize, 0usize, (0.0f64, String::new()));
     let mut failures = Vec::new();
     for case in &fixture.cases {
-        let config: SchedulerConfig = serde_json::from_value(case.config.clone())
+        let mut config: SchedulerConfig = serde_json::from_value(case.config.clone())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        if let Some(run) = &case.run {
+            let span = Span::of_run(run.epochs, run.steps_per_epoch);
+            config = config
+                .resolve(span)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        }
         let mut scheduler = config.build(case.base_lr).unwrap();
         let interval = scheduler.interval();
         for (tick, &expected) in case.lrs.iter().enumerate() {
@@ -138,4 +156,6 @@ fn fixture_covers_every_pytorch_schedule() {
             "no PyTorch trace of {kind}"
         );
     }
+    let relative = fixture.cases.iter().filter(|c| c.run.is_some()).count();
+    assert!(relative >= 7, "{relative} traces of relative lengths");
 }

@@ -1,6 +1,7 @@
 //! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
 
 use crate::error::{ConfigError, in_range};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -24,9 +25,9 @@ pub struct ConstantConfig {
     /// Multiplier applied until `total_iters` ticks have passed; in (0, 1]. Default 1.
     #[serde(default = "one")]
     pub factor: f64,
-    /// Ticks during which `factor` applies. Default 0.
-    #[serde(default)]
-    pub total_iters: u64,
+    /// Ticks during which `factor` applies (a [`Length`]). Default 0.
+    #[serde(default = "zero")]
+    pub total_iters: Length,
     /// Clock override; default `epoch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
@@ -34,13 +35,14 @@ pub struct ConstantConfig {
 
 serde_defaults! {
     one: f64 = 1.0;
+    zero: Length = Length::Ticks(0);
 }
 
 impl Default for ConstantConfig {
     fn default() -> Self {
         ConstantConfig {
             factor: 1.0,
-            total_iters: 0,
+            total_iters: Length::Ticks(0),
             interval: None,
         }
     }
@@ -49,22 +51,39 @@ impl Default for ConstantConfig {
 /// A constant learning rate; see [`ConstantConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConstantLr {
-    config: ConstantConfig,
+    factor: f64,
+    total_iters: u64,
     clock: Clock,
     ticks: u64,
+}
+
+impl Lengths for ConstantConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        let total_iters = self
+            .total_iters
+            .resolve("total_iters", span, self.clock(), 0)?;
+        Ok(ConstantConfig {
+            total_iters,
+            ..self.clone()
+        })
+    }
 }
 
 impl ConstantLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: ConstantConfig, base_lr: f64) -> Result<Self, ConfigError> {
         in_range("factor", config.factor, 0.0, 1.0, true)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ConstantLr {
+            factor: config.factor,
+            total_iters: config.total_iters.ticks("total_iters")?,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr * config.factor,
             },
-            config,
             ticks: 0,
         })
     }
@@ -77,8 +96,8 @@ impl Ticking for ConstantLr {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        if self.ticks == self.config.total_iters {
-            self.clock.lr *= 1.0 / self.config.factor;
+        if self.ticks == self.total_iters {
+            self.clock.lr *= 1.0 / self.factor;
         }
     }
 }

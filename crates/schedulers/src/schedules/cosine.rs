@@ -2,6 +2,7 @@
 //! (`CosineAnnealingWarmRestarts`).
 
 use crate::error::{ConfigError, at_least_one, non_negative};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,9 @@ use std::f64::consts::PI;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CosineConfig {
-    /// Ticks of the half period (`T_max` in PyTorch); ≥ 1.
-    pub t_max: u64,
+    /// Ticks of the half period (`T_max` in PyTorch; a [`Length`], `"epochs"` for the whole
+    /// run); ≥ 1.
+    pub t_max: Length,
     /// The lowest rate; ≥ 0. Default 0.
     #[serde(default)]
     pub eta_min: f64,
@@ -34,24 +36,39 @@ pub struct CosineConfig {
 /// Cosine annealing; see [`CosineConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CosineAnnealing {
-    config: CosineConfig,
+    t_max: u64,
+    eta_min: f64,
     clock: Clock,
     base_lr: f64,
     ticks: u64,
 }
 
+impl Lengths for CosineConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(CosineConfig {
+            t_max: self.t_max.resolve("t_max", span, self.clock(), 1)?,
+            ..self.clone()
+        })
+    }
+}
+
 impl CosineAnnealing {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: CosineConfig, base_lr: f64) -> Result<Self, ConfigError> {
-        at_least_one("t_max", config.t_max)?;
+        let t_max = config.t_max.ticks("t_max")?;
+        at_least_one("t_max", t_max)?;
         non_negative("eta_min", config.eta_min)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(CosineAnnealing {
-            config,
+            t_max,
+            eta_min: config.eta_min,
             base_lr,
             ticks: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
         })
@@ -65,7 +82,7 @@ impl Ticking for CosineAnnealing {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        let (t, t_max, eta_min) = (self.ticks, self.config.t_max, self.config.eta_min);
+        let (t, t_max, eta_min) = (self.ticks, self.t_max, self.eta_min);
         // PyTorch's recursion; the first branch steps over the 0/0 at the trough.
         self.clock.lr = if (t as i128 - 1 - t_max as i128).rem_euclid(2 * t_max as i128) == 0 {
             self.clock.lr + (self.base_lr - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
@@ -94,8 +111,8 @@ serde_defaults! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CosineWarmRestartsConfig {
-    /// Ticks of the first cycle (`T_0`); ≥ 1.
-    pub t_0: u64,
+    /// Ticks of the first cycle (`T_0`; a [`Length`]); ≥ 1.
+    pub t_0: Length,
     /// Growth of the cycle length at each restart (`T_mult`); ≥ 1. Default 1.
     #[serde(default = "one")]
     pub t_mult: u64,
@@ -107,10 +124,24 @@ pub struct CosineWarmRestartsConfig {
     pub interval: Option<Interval>,
 }
 
+impl Lengths for CosineWarmRestartsConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(CosineWarmRestartsConfig {
+            t_0: self.t_0.resolve("t_0", span, self.clock(), 1)?,
+            ..self.clone()
+        })
+    }
+}
+
 /// Cosine annealing with warm restarts; see [`CosineWarmRestartsConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CosineWarmRestarts {
-    config: CosineWarmRestartsConfig,
+    t_mult: u64,
+    eta_min: f64,
     clock: Clock,
     base_lr: f64,
     t_cur: u64,
@@ -120,17 +151,18 @@ pub struct CosineWarmRestarts {
 impl CosineWarmRestarts {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: CosineWarmRestartsConfig, base_lr: f64) -> Result<Self, ConfigError> {
-        at_least_one("t_0", config.t_0)?;
+        let t_0 = config.t_0.ticks("t_0")?;
+        at_least_one("t_0", t_0)?;
         at_least_one("t_mult", config.t_mult)?;
         non_negative("eta_min", config.eta_min)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         let mut schedule = CosineWarmRestarts {
-            t_i: config.t_0,
-            config,
+            t_i: t_0,
+            t_mult: config.t_mult,
+            eta_min: config.eta_min,
             base_lr,
             t_cur: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
         };
@@ -139,7 +171,7 @@ impl CosineWarmRestarts {
     }
 
     fn cosine(&self) -> f64 {
-        let eta_min = self.config.eta_min;
+        let eta_min = self.eta_min;
         eta_min
             + (self.base_lr - eta_min) * (1.0 + (PI * self.t_cur as f64 / self.t_i as f64).cos())
                 / 2.0
@@ -155,7 +187,7 @@ impl Ticking for CosineWarmRestarts {
         self.t_cur += 1;
         if self.t_cur >= self.t_i {
             self.t_cur %= self.t_i;
-            self.t_i = self.t_i.saturating_mul(self.config.t_mult);
+            self.t_i = self.t_i.saturating_mul(self.t_mult);
         }
         self.clock.lr = self.cosine();
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{ConfigError, at_least_one, ensure, lr_bounds, non_negative, positive};
 use crate::float::Float;
+use crate::length::{Length, Lengths, Span};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for, watched};
@@ -12,7 +13,8 @@ use std::collections::VecDeque;
 serde_defaults! {
     val_loss: Signal = Signal::ValLoss;
     factor: f64 = 0.95;
-    patience: u64 = 10;
+    patience: Length = Length::Ticks(10);
+    zero: Length = Length::Ticks(0);
     threshold: f64 = 1e-6;
     abs: ThresholdMode = ThresholdMode::Abs;
     max_lr: f64 = 1.0;
@@ -59,21 +61,21 @@ pub struct GreedyConfig {
     /// The rate is divided by it on a raise and multiplied on a cut; in (0, 1). Default 0.95.
     #[serde(default = "factor")]
     pub factor: f64,
-    /// Good or bad ticks tolerated before the rate moves. Default 10.
+    /// Good or bad ticks tolerated before the rate moves (a [`Length`]). Default 10.
     #[serde(default = "patience")]
-    pub patience: u64,
+    pub patience: Length,
     /// Margin a value must beat the best by; ≥ 0. Default 1e-6.
     #[serde(default = "threshold")]
     pub threshold: f64,
     /// `rel` or `abs` (default).
     #[serde(default = "abs")]
     pub threshold_mode: ThresholdMode,
-    /// Ticks after a cut during which nothing is counted. Default 0.
-    #[serde(default)]
-    pub cooldown: u64,
-    /// Ticks after a raise during which nothing is counted. Default 0.
-    #[serde(default)]
-    pub warmup: u64,
+    /// Ticks after a cut during which nothing is counted (a [`Length`]). Default 0.
+    #[serde(default = "zero")]
+    pub cooldown: Length,
+    /// Ticks after a raise during which nothing is counted (a [`Length`]). Default 0.
+    #[serde(default = "zero")]
+    pub warmup: Length,
     /// Lower bound of the rate; ≥ 0. Default 0.
     #[serde(default)]
     pub min_lr: f64,
@@ -97,10 +99,29 @@ pub struct GreedyConfig {
     pub interval: Option<Interval>,
 }
 
+impl Lengths for GreedyConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(self.monitor.interval())
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        let clock = self.clock();
+        Ok(GreedyConfig {
+            patience: self.patience.resolve("patience", span, clock, 0)?,
+            cooldown: self.cooldown.resolve("cooldown", span, clock, 0)?,
+            warmup: self.warmup.resolve("warmup", span, clock, 0)?,
+            ..self.clone()
+        })
+    }
+}
+
 /// GreedyLR; see [`GreedyConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GreedyLr {
     config: GreedyConfig,
+    patience: u64,
+    cooldown: u64,
+    warmup: u64,
     improvement: Improvement,
     initial_lr: f64,
     lr: f64,
@@ -136,6 +157,9 @@ impl GreedyLr {
         Ok(GreedyLr {
             best: Float(improvement.worst()),
             improvement,
+            patience: config.patience.ticks("patience")?,
+            cooldown: config.cooldown.ticks("cooldown")?,
+            warmup: config.warmup.ticks("warmup")?,
             initial_lr: base_lr,
             lr: base_lr,
             good_ticks: 0,
@@ -241,13 +265,13 @@ impl Scheduler for GreedyLr {
                 self.bad_ticks += 1;
                 self.good_ticks = 0;
             }
-            if self.good_ticks > self.config.patience {
+            if self.good_ticks > self.patience {
                 self.raise();
-                self.warmup_left = self.config.warmup;
+                self.warmup_left = self.warmup;
                 self.good_ticks = 0;
-            } else if self.bad_ticks > self.config.patience {
+            } else if self.bad_ticks > self.patience {
                 self.cut();
-                self.cooldown_left = self.config.cooldown;
+                self.cooldown_left = self.cooldown;
                 self.bad_ticks = 0;
             }
         }

@@ -1,6 +1,7 @@
 //! Hypergradient descent on the learning rate (Baydin et al., ICLR 2018).
 
 use crate::error::{ConfigError, lr_bounds, non_negative, only_clock, positive};
+use crate::length::{Lengths, Span};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,16 @@ pub struct HypergradientConfig {
     /// Clock; only `step` is possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+}
+
+impl Lengths for HypergradientConfig {
+    fn clock(&self) -> Interval {
+        Interval::Step
+    }
+
+    fn resolve(&self, _: Span) -> Result<Self, ConfigError> {
+        Ok(self.clone())
+    }
 }
 
 /// Hypergradient descent; see [`HypergradientConfig`].

@@ -1,6 +1,7 @@
 //! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
 
 use crate::error::{ConfigError, in_range, non_negative};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 serde_defaults! {
     one_third: f64 = 1.0 / 3.0;
     one: f64 = 1.0;
-    five: u64 = 5;
+    five: Length = Length::Ticks(5);
 }
 
 /// Configuration of [`LinearLr`] (`kind = "linear"`), PyTorch's `LinearLR`.
@@ -29,9 +30,9 @@ pub struct LinearConfig {
     /// Factor from `total_iters` on; in [0, 1]. Default 1.
     #[serde(default = "one")]
     pub end_factor: f64,
-    /// Ticks of the ramp. Default 5.
+    /// Ticks of the ramp (a [`Length`]). Default 5.
     #[serde(default = "five")]
-    pub total_iters: u64,
+    pub total_iters: Length,
     /// Clock override; default `epoch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
@@ -40,9 +41,26 @@ pub struct LinearConfig {
 /// A linear ramp of the rate's factor; see [`LinearConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinearLr {
-    config: LinearConfig,
+    start_factor: f64,
+    end_factor: f64,
+    total_iters: u64,
     clock: Clock,
     ticks: u64,
+}
+
+impl Lengths for LinearConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(LinearConfig {
+            total_iters: self
+                .total_iters
+                .resolve("total_iters", span, self.clock(), 0)?,
+            ..self.clone()
+        })
+    }
 }
 
 impl LinearLr {
@@ -50,13 +68,14 @@ impl LinearLr {
     pub fn new(config: LinearConfig, base_lr: f64) -> Result<Self, ConfigError> {
         in_range("start_factor", config.start_factor, 0.0, 1.0, true)?;
         in_range("end_factor", config.end_factor, 0.0, 1.0, false)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(LinearLr {
+            start_factor: config.start_factor,
+            end_factor: config.end_factor,
+            total_iters: config.total_iters.ticks("total_iters")?,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr * config.start_factor,
             },
-            config,
             ticks: 0,
         })
     }
@@ -69,11 +88,12 @@ impl Ticking for LinearLr {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        let c = &self.config;
-        if self.ticks <= c.total_iters {
-            let slope = c.end_factor - c.start_factor;
+        if self.ticks <= self.total_iters {
+            let slope = self.end_factor - self.start_factor;
             self.clock.lr *= 1.0
-                + slope / (c.total_iters as f64 * c.start_factor + (self.ticks - 1) as f64 * slope);
+                + slope
+                    / (self.total_iters as f64 * self.start_factor
+                        + (self.ticks - 1) as f64 * slope);
         }
     }
 }
@@ -89,9 +109,9 @@ impl Ticking for LinearLr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolynomialConfig {
-    /// Ticks until the rate reaches 0. Default 5.
+    /// Ticks until the rate reaches 0 (a [`Length`]). Default 5.
     #[serde(default = "five")]
-    pub total_iters: u64,
+    pub total_iters: Length,
     /// Exponent of the decay; ≥ 0. Default 1 (linear).
     #[serde(default = "one")]
     pub power: f64,
@@ -103,21 +123,37 @@ pub struct PolynomialConfig {
 /// Polynomial decay to zero; see [`PolynomialConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PolynomialLr {
-    config: PolynomialConfig,
+    total_iters: u64,
+    power: f64,
     clock: Clock,
     ticks: u64,
+}
+
+impl Lengths for PolynomialConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(PolynomialConfig {
+            total_iters: self
+                .total_iters
+                .resolve("total_iters", span, self.clock(), 0)?,
+            ..self.clone()
+        })
+    }
 }
 
 impl PolynomialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: PolynomialConfig, base_lr: f64) -> Result<Self, ConfigError> {
         non_negative("power", config.power)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(PolynomialLr {
-            config,
+            total_iters: config.total_iters.ticks("total_iters")?,
+            power: config.power,
             ticks: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
         })
@@ -131,9 +167,9 @@ impl Ticking for PolynomialLr {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        let (t, total) = (self.ticks as f64, self.config.total_iters as f64);
-        if self.ticks <= self.config.total_iters {
-            let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.config.power);
+        let (t, total) = (self.ticks as f64, self.total_iters as f64);
+        if self.ticks <= self.total_iters {
+            let decay = ((1.0 - t / total) / (1.0 - (t - 1.0) / total)).powf(self.power);
             self.clock.lr *= decay;
         }
     }

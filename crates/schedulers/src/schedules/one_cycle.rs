@@ -1,6 +1,7 @@
 //! The one-cycle policy (PyTorch's `OneCycleLR`, Smith & Topin 2017).
 
 use crate::error::{ConfigError, at_least_one, ensure, in_range, positive};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -57,8 +58,8 @@ serde_defaults! {
 pub struct OneCycleConfig {
     /// The peak rate; > 0.
     pub max_lr: f64,
-    /// Ticks in the cycle; ≥ 1.
-    pub total_steps: u64,
+    /// Ticks in the cycle (a [`Length`]: `"steps"` for the whole run); ≥ 1.
+    pub total_steps: Length,
     /// Fraction of the cycle spent rising; in [0, 1]. Default 0.3.
     #[serde(default = "pct_start")]
     pub pct_start: f64,
@@ -90,24 +91,40 @@ struct Phase {
 /// The one-cycle policy; see [`OneCycleConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OneCycle {
-    config: OneCycleConfig,
+    total_steps: u64,
+    anneal_strategy: Anneal,
     clock: Clock,
     phases: Vec<Phase>,
     ticks: u64,
+}
+
+impl Lengths for OneCycleConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Step)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(OneCycleConfig {
+            total_steps: self
+                .total_steps
+                .resolve("total_steps", span, self.clock(), 1)?,
+            ..self.clone()
+        })
+    }
 }
 
 impl OneCycle {
     /// Builds the schedule; the optimizer's base learning rate plays no part.
     pub fn new(config: OneCycleConfig) -> Result<Self, ConfigError> {
         positive("max_lr", config.max_lr)?;
-        at_least_one("total_steps", config.total_steps)?;
+        let total_steps = config.total_steps.ticks("total_steps")?;
+        at_least_one("total_steps", total_steps)?;
         in_range("pct_start", config.pct_start, 0.0, 1.0, false)?;
         positive("div_factor", config.div_factor)?;
         positive("final_div_factor", config.final_div_factor)?;
-        let interval = config.interval.unwrap_or(Interval::Step);
         let initial = config.max_lr / config.div_factor;
         let min = initial / config.final_div_factor;
-        let (total, pct) = (config.total_steps as f64, config.pct_start);
+        let (total, pct) = (total_steps as f64, config.pct_start);
         let rise_end = pct * total - 1.0;
         let phases = if config.three_phase {
             vec![
@@ -153,11 +170,12 @@ impl OneCycle {
             start = phase.end;
         }
         let mut schedule = OneCycle {
-            config,
+            total_steps,
+            anneal_strategy: config.anneal_strategy,
             phases,
             ticks: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: initial,
             },
         };
@@ -168,16 +186,13 @@ impl OneCycle {
     /// The rate after `t` ticks (PyTorch's `get_lr` with `step_num = t`), held after the last
     /// step of the cycle.
     fn at(&self, t: u64) -> f64 {
-        let t = t.min(self.config.total_steps - 1) as f64;
+        let t = t.min(self.total_steps - 1) as f64;
         let mut start = 0.0;
         let last = self.phases.len() - 1;
         for (i, phase) in self.phases.iter().enumerate() {
             if t <= phase.end || i == last {
                 let pct = (t - start) / (phase.end - start);
-                return self
-                    .config
-                    .anneal_strategy
-                    .between(phase.from, phase.to, pct);
+                return self.anneal_strategy.between(phase.from, phase.to, pct);
             }
             start = phase.end;
         }

@@ -2,6 +2,7 @@
 
 use crate::error::{ConfigError, ensure, non_negative};
 use crate::float::Float;
+use crate::length::{Length, Lengths, Span};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 serde_defaults! {
     val_loss: Signal = Signal::ValLoss;
     factor: f64 = 0.1;
-    patience: u64 = 10;
+    patience: Length = Length::Ticks(10);
+    zero: Length = Length::Ticks(0);
     threshold: f64 = 1e-4;
     rel: ThresholdMode = ThresholdMode::Rel;
     eps: f64 = 1e-8;
@@ -48,18 +50,19 @@ pub struct PlateauConfig {
     /// Multiplier applied at a reduction; in [0, 1). Default 0.1.
     #[serde(default = "factor")]
     pub factor: f64,
-    /// Bad ticks tolerated before a reduction. Default 10.
+    /// Bad ticks tolerated before a reduction (a [`Length`]). Default 10.
     #[serde(default = "patience")]
-    pub patience: u64,
+    pub patience: Length,
     /// Margin a value must beat the best by; ≥ 0. Default 1e-4.
     #[serde(default = "threshold")]
     pub threshold: f64,
     /// `rel` (default) or `abs`.
     #[serde(default = "rel")]
     pub threshold_mode: ThresholdMode,
-    /// Ticks after a reduction during which bad ticks are not counted. Default 0.
-    #[serde(default)]
-    pub cooldown: u64,
+    /// Ticks after a reduction during which bad ticks are not counted (a [`Length`]).
+    /// Default 0.
+    #[serde(default = "zero")]
+    pub cooldown: Length,
     /// Lower bound of the rate; ≥ 0. Default 0.
     #[serde(default)]
     pub min_lr: f64,
@@ -80,7 +83,7 @@ impl Default for PlateauConfig {
             patience: patience(),
             threshold: threshold(),
             threshold_mode: rel(),
-            cooldown: 0,
+            cooldown: zero(),
             min_lr: 0.0,
             eps: eps(),
             interval: None,
@@ -104,10 +107,27 @@ pub(crate) fn monitor_interval(
     Ok(interval)
 }
 
+impl Lengths for PlateauConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(self.monitor.interval())
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        let clock = self.clock();
+        Ok(PlateauConfig {
+            patience: self.patience.resolve("patience", span, clock, 0)?,
+            cooldown: self.cooldown.resolve("cooldown", span, clock, 0)?,
+            ..self.clone()
+        })
+    }
+}
+
 /// Reduce on plateau; see [`PlateauConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plateau {
     config: PlateauConfig,
+    patience: u64,
+    cooldown: u64,
     improvement: Improvement,
     best: Float,
     bad_ticks: u64,
@@ -131,6 +151,8 @@ impl Plateau {
             threshold_mode: config.threshold_mode,
         };
         Ok(Plateau {
+            patience: config.patience.ticks("patience")?,
+            cooldown: config.cooldown.ticks("cooldown")?,
             config: PlateauConfig {
                 interval: Some(interval),
                 ..config
@@ -171,12 +193,12 @@ impl Scheduler for Plateau {
             self.cooldown_left -= 1;
             self.bad_ticks = 0;
         }
-        if self.bad_ticks > self.config.patience {
+        if self.bad_ticks > self.patience {
             let reduced = (self.lr * self.config.factor).max(self.config.min_lr);
             if self.lr - reduced > self.config.eps {
                 self.lr = reduced;
             }
-            self.cooldown_left = self.config.cooldown;
+            self.cooldown_left = self.cooldown;
             self.bad_ticks = 0;
         }
         self.lr

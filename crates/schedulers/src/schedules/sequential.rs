@@ -1,10 +1,11 @@
 //! Schedules one after another at milestones (PyTorch's `SequentialLR`).
 
 use crate::error::{ConfigError, ensure};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::{Interval, Observation, Signals};
 use crate::registry::{AnyScheduler, SchedulerConfig};
 use crate::scheduler::Scheduler;
-use crate::schedules::step::check_milestones;
+use crate::schedules::step::{milestone_ticks, resolve_milestones};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of [`Sequential`] (`kind = "sequential"`), PyTorch's `SequentialLR`.
@@ -15,7 +16,9 @@ use serde::{Deserialize, Serialize};
 /// schedules may take part.
 ///
 /// Milestones count ticks of `interval`. When `interval` is not given, all schedules must run
-/// on the same clock, which the sequence then uses.
+/// on the same clock, which the sequence then uses. Milestones may be relative to the run
+/// ([`Length`]: `milestones = ["10%"]`), and the lengths of each schedule relative to the run
+/// are shares of its own part of it, from its milestone to the next (or to the end).
 ///
 /// ```toml
 /// [scheduler]
@@ -31,12 +34,65 @@ use serde::{Deserialize, Serialize};
 pub struct SequentialConfig {
     /// The schedules, in order; at least one.
     pub schedulers: Vec<SchedulerConfig>,
-    /// Ticks at which the next schedule takes over; one fewer than `schedulers`, strictly
-    /// increasing.
-    pub milestones: Vec<u64>,
+    /// Ticks at which the next schedule takes over ([`Length`]s); one fewer than
+    /// `schedulers`, strictly increasing.
+    pub milestones: Vec<Length>,
     /// The clock the milestones count; default: the schedules' common clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+}
+
+impl SequentialConfig {
+    /// The clock the milestones count: `interval`, else the schedules' common clock.
+    fn milestone_clock(&self) -> Result<Interval, ConfigError> {
+        if let Some(interval) = self.interval {
+            return Ok(interval);
+        }
+        let mut clocks = self.schedulers.iter().map(SchedulerConfig::clock);
+        let first = clocks.next().unwrap_or(Interval::Epoch);
+        ensure(clocks.all(|c| c == first), "interval", || {
+            "the schedules run on different clocks: say which one the milestones count \
+             (`interval = \"step\"` or `\"epoch\"`)"
+                .into()
+        })?;
+        Ok(first)
+    }
+}
+
+impl Lengths for SequentialConfig {
+    fn clock(&self) -> Interval {
+        let milestones = self.interval.unwrap_or(Interval::Epoch);
+        self.schedulers
+            .iter()
+            .fold(milestones, |clock, s| clock.finer(s.clock()))
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        let clock = self.milestone_clock()?;
+        let milestones = resolve_milestones(&self.milestones, span, clock)?;
+        let ticks = milestone_ticks(&milestones)?;
+        let schedulers = self
+            .schedulers
+            .iter()
+            .enumerate()
+            .map(|(i, schedule)| {
+                let start = if i == 0 { 0 } else { ticks[i - 1] };
+                let part = span.after(start, clock);
+                let part = match ticks.get(i) {
+                    Some(&end) => part.first(end - start, clock),
+                    None => part,
+                };
+                schedule
+                    .resolve(part)
+                    .map_err(|e| e.within(&format!("schedulers[{i}]")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SequentialConfig {
+            schedulers,
+            milestones,
+            interval: self.interval,
+        })
+    }
 }
 
 /// Schedules in sequence; see [`SequentialConfig`].
@@ -66,7 +122,8 @@ impl Sequential {
                 )
             },
         )?;
-        check_milestones(&config.milestones)?;
+        let milestones = milestone_ticks(&config.milestones)?;
+        let interval = config.milestone_clock()?;
         let schedulers = config
             .schedulers
             .iter()
@@ -76,24 +133,8 @@ impl Sequential {
                     .map_err(|e| e.within(&format!("schedulers[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let interval = match config.interval {
-            Some(interval) => interval,
-            None => {
-                let first = schedulers[0].interval();
-                ensure(
-                    schedulers.iter().all(|s| s.interval() == first),
-                    "interval",
-                    || {
-                        "the schedules run on different clocks: say which one the milestones \
-                     count (`interval = \"step\"` or `\"epoch\"`)"
-                            .into()
-                    },
-                )?;
-                first
-            }
-        };
         Ok(Sequential {
-            milestones: config.milestones,
+            milestones,
             interval,
             ticks: 0,
             active: 0,
@@ -108,15 +149,9 @@ impl Scheduler for Sequential {
     }
 
     fn interval(&self) -> Interval {
-        if self
-            .schedulers
+        self.schedulers
             .iter()
-            .any(|s| s.interval() == Interval::Step)
-        {
-            Interval::Step
-        } else {
-            self.interval
-        }
+            .fold(self.interval, |clock, s| clock.finer(s.interval()))
     }
 
     fn needs(&self) -> Signals {

@@ -1,6 +1,7 @@
 //! Step decay (PyTorch's `StepLR`) and decay at milestones (`MultiStepLR`).
 
 use crate::error::{ConfigError, at_least_one, ensure, positive};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,8 @@ serde_defaults! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
-    /// Ticks between two decays; ≥ 1.
-    pub step_size: u64,
+    /// Ticks between two decays (a [`Length`]); ≥ 1.
+    pub step_size: Length,
     /// Multiplicative decay; > 0. Default 0.1.
     #[serde(default = "default_gamma")]
     pub gamma: f64,
@@ -35,22 +36,37 @@ pub struct StepConfig {
 /// Step decay; see [`StepConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepLr {
-    config: StepConfig,
+    step_size: u64,
+    gamma: f64,
     clock: Clock,
     ticks: u64,
+}
+
+impl Lengths for StepConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(StepConfig {
+            step_size: self.step_size.resolve("step_size", span, self.clock(), 1)?,
+            ..self.clone()
+        })
+    }
 }
 
 impl StepLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: StepConfig, base_lr: f64) -> Result<Self, ConfigError> {
-        at_least_one("step_size", config.step_size)?;
+        let step_size = config.step_size.ticks("step_size")?;
+        at_least_one("step_size", step_size)?;
         positive("gamma", config.gamma)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(StepLr {
-            config,
+            step_size,
+            gamma: config.gamma,
             ticks: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
         })
@@ -64,8 +80,8 @@ impl Ticking for StepLr {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        if self.ticks % self.config.step_size == 0 {
-            self.clock.lr *= self.config.gamma;
+        if self.ticks % self.step_size == 0 {
+            self.clock.lr *= self.gamma;
         }
     }
 }
@@ -80,8 +96,8 @@ impl Ticking for StepLr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultiStepConfig {
-    /// Ticks at which the rate decays; strictly increasing, each ≥ 1.
-    pub milestones: Vec<u64>,
+    /// Ticks at which the rate decays ([`Length`]s); strictly increasing, each ≥ 1.
+    pub milestones: Vec<Length>,
     /// Multiplicative decay; > 0. Default 0.1.
     #[serde(default = "default_gamma")]
     pub gamma: f64,
@@ -90,18 +106,63 @@ pub struct MultiStepConfig {
     pub interval: Option<Interval>,
 }
 
+impl Lengths for MultiStepConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(MultiStepConfig {
+            milestones: resolve_milestones(&self.milestones, span, self.clock())?,
+            ..self.clone()
+        })
+    }
+}
+
 /// Decay at milestones; see [`MultiStepConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MultiStepLr {
-    config: MultiStepConfig,
+    milestones: Vec<u64>,
+    gamma: f64,
     clock: Clock,
     ticks: u64,
     /// Index of the next milestone not yet reached.
     next: usize,
 }
 
-/// Checks that milestones are strictly increasing and start at 1 or later.
-pub(crate) fn check_milestones(milestones: &[u64]) -> Result<(), ConfigError> {
+/// Milestones resolved against `span` on `clock`, checked as [`milestone_ticks`] does.
+pub(crate) fn resolve_milestones(
+    milestones: &[Length],
+    span: Span,
+    clock: Interval,
+) -> Result<Vec<Length>, ConfigError> {
+    let resolved = milestones
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.resolve(&format!("milestones[{i}]"), span, clock, 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    milestone_ticks(&resolved).map_err(|e| {
+        let written: Vec<String> = milestones.iter().map(Length::to_string).collect();
+        ConfigError::new(
+            e.field,
+            format!(
+                "[{}] over {} {clock}s: {}; write fewer milestones or numbers of ticks",
+                written.join(", "),
+                span.ticks(clock),
+                e.message
+            ),
+        )
+    })?;
+    Ok(resolved)
+}
+
+/// The milestones in ticks, checked: strictly increasing and at 1 or later.
+pub(crate) fn milestone_ticks(milestones: &[Length]) -> Result<Vec<u64>, ConfigError> {
+    let milestones = milestones
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.ticks(&format!("milestones[{i}]")))
+        .collect::<Result<Vec<u64>, _>>()?;
     ensure(
         milestones.first().is_none_or(|&m| m >= 1),
         "milestones",
@@ -111,21 +172,22 @@ pub(crate) fn check_milestones(milestones: &[u64]) -> Result<(), ConfigError> {
         milestones.windows(2).all(|w| w[0] < w[1]),
         "milestones",
         || format!("must be strictly increasing, got {milestones:?}"),
-    )
+    )?;
+    Ok(milestones)
 }
 
 impl MultiStepLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: MultiStepConfig, base_lr: f64) -> Result<Self, ConfigError> {
-        check_milestones(&config.milestones)?;
+        let milestones = milestone_ticks(&config.milestones)?;
         positive("gamma", config.gamma)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(MultiStepLr {
-            config,
+            milestones,
+            gamma: config.gamma,
             ticks: 0,
             next: 0,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
         })
@@ -139,9 +201,9 @@ impl Ticking for MultiStepLr {
 
     fn tick(&mut self) {
         self.ticks += 1;
-        if self.config.milestones.get(self.next) == Some(&self.ticks) {
+        if self.milestones.get(self.next) == Some(&self.ticks) {
             self.next += 1;
-            self.clock.lr *= self.config.gamma;
+            self.clock.lr *= self.gamma;
         }
     }
 }
@@ -170,17 +232,26 @@ pub struct ExponentialLr {
     clock: Clock,
 }
 
+impl Lengths for ExponentialConfig {
+    fn clock(&self) -> Interval {
+        self.interval.unwrap_or(Interval::Epoch)
+    }
+
+    fn resolve(&self, _: Span) -> Result<Self, ConfigError> {
+        Ok(self.clone())
+    }
+}
+
 impl ExponentialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: ExponentialConfig, base_lr: f64) -> Result<Self, ConfigError> {
         positive("gamma", config.gamma)?;
-        let interval = config.interval.unwrap_or(Interval::Epoch);
         Ok(ExponentialLr {
-            config,
             clock: Clock {
-                interval,
+                interval: config.clock(),
                 lr: base_lr,
             },
+            config,
         })
     }
 }

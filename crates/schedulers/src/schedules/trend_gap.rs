@@ -1,6 +1,7 @@
 //! lrlab's own adaptive schedule: steer the rate by the validation trend and the train–val gap.
 
 use crate::error::{ConfigError, ensure, in_range, lr_bounds, non_negative, only_clock, positive};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,7 @@ serde_defaults! {
     max_gap: f64 = DEFAULT_MAX_GAP;
     gap_widening: f64 = DEFAULT_GAP_WIDENING;
     spike_ratio: f64 = DEFAULT_SPIKE_RATIO;
-    cooldown: u64 = DEFAULT_COOLDOWN;
+    cooldown: Length = Length::Ticks(DEFAULT_COOLDOWN);
 }
 
 /// Configuration of [`TrendGap`] (`kind = "trend_gap"`), lrlab's own adaptive schedule.
@@ -115,9 +116,10 @@ pub struct TrendGapConfig {
     /// [`DEFAULT_SPIKE_RATIO`].
     #[serde(default = "spike_ratio")]
     pub spike_ratio: f64,
-    /// Epochs without a further change after a change. Default [`DEFAULT_COOLDOWN`].
+    /// Epochs without a further change after a change (a [`Length`]). Default
+    /// [`DEFAULT_COOLDOWN`].
     #[serde(default = "cooldown")]
-    pub cooldown: u64,
+    pub cooldown: Length,
     /// Clock; only `epoch` is possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
@@ -143,6 +145,21 @@ impl Default for TrendGapConfig {
     }
 }
 
+impl Lengths for TrendGapConfig {
+    fn clock(&self) -> Interval {
+        Interval::Epoch
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        Ok(TrendGapConfig {
+            cooldown: self
+                .cooldown
+                .resolve("cooldown", span, Interval::Epoch, 0)?,
+            ..self.clone()
+        })
+    }
+}
+
 /// The losses of the last epoch that was not a spike.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct Reference {
@@ -155,6 +172,7 @@ struct Reference {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrendGap {
     config: TrendGapConfig,
+    cooldown: u64,
     min_lr: f64,
     max_lr: f64,
     lr: f64,
@@ -217,6 +235,7 @@ impl TrendGap {
             "the validation loss exists at epoch ends only",
         )?;
         Ok(TrendGap {
+            cooldown: config.cooldown.ticks("cooldown")?,
             config,
             min_lr,
             max_lr,
@@ -295,7 +314,7 @@ impl Scheduler for TrendGap {
             Decision::Grow => self.config.growth,
         };
         self.lr = (self.lr * factor).clamp(self.min_lr, self.max_lr);
-        self.cooldown_left = self.config.cooldown;
+        self.cooldown_left = self.cooldown;
         self.lr
     }
 }

@@ -1,6 +1,7 @@
 //! Linear warmup in front of any schedule, metric-driven ones included.
 
 use crate::error::{ConfigError, at_least_one, in_range};
+use crate::length::{Length, Lengths, Span};
 use crate::observation::{Interval, Observation, Signals};
 use crate::registry::{AnyScheduler, SchedulerConfig};
 use crate::scheduler::Scheduler;
@@ -20,7 +21,9 @@ serde_defaults! {
 /// ```
 ///
 /// From tick `W` on, `inner` runs as if training had started then: it is built fresh, sees no
-/// event from the warmup and takes its first tick after it. This is PyTorch's
+/// event from the warmup and takes its first tick after it. Lengths of `inner` relative to the
+/// run ([`Length`]) are shares of what follows the warmup: with `total_iters = "steps"` a
+/// linear decay after the warmup ends on the run's last step. This is PyTorch's
 /// `SequentialLR([LinearLR(start_factor, 1.0, W), inner], milestones=[W])` — but it also works
 /// when `inner` is metric-driven (plateau, greedy, trend-gap), which PyTorch cannot do
 /// (pytorch/pytorch#68978), and when the warmup counts steps while `inner` counts epochs.
@@ -30,7 +33,7 @@ serde_defaults! {
 /// kind = "warmup"
 /// warmup_steps = 500
 /// start_factor = 0.0
-/// inner = { kind = "plateau", patience = 2 }
+/// inner = { kind = "linear", start_factor = 1.0, end_factor = 0.0, total_iters = "steps", interval = "step" }
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,15 +41,57 @@ pub struct WarmupConfig {
     /// Factor of the base rate at tick 0; in [0, 1]. Default 1/3 (PyTorch's `LinearLR`).
     #[serde(default = "one_third")]
     pub start_factor: f64,
-    /// Length of the warmup in optimizer steps (give this or `warmup_epochs`).
+    /// Length of the warmup in optimizer steps (a [`Length`]; give this or `warmup_epochs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warmup_steps: Option<u64>,
-    /// Length of the warmup in epochs (give this or `warmup_steps`).
+    pub warmup_steps: Option<Length>,
+    /// Length of the warmup in epochs (a [`Length`]; give this or `warmup_steps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warmup_epochs: Option<u64>,
+    pub warmup_epochs: Option<Length>,
     /// The schedule that follows.
     #[serde(alias = "scheduler")]
     pub inner: Box<SchedulerConfig>,
+}
+
+impl WarmupConfig {
+    /// The warmup's clock and length, from whichever of `warmup_steps` and `warmup_epochs` is
+    /// given, with the key it came from.
+    fn warmup(&self) -> Result<(Interval, Length, &'static str), ConfigError> {
+        match (self.warmup_steps, self.warmup_epochs) {
+            (Some(steps), None) => Ok((Interval::Step, steps, "warmup_steps")),
+            (None, Some(epochs)) => Ok((Interval::Epoch, epochs, "warmup_epochs")),
+            _ => Err(ConfigError::new(
+                "warmup_steps",
+                "give exactly one of `warmup_steps` and `warmup_epochs`",
+            )),
+        }
+    }
+}
+
+impl Lengths for WarmupConfig {
+    fn clock(&self) -> Interval {
+        let unit = match self.warmup_steps {
+            Some(_) => Interval::Step,
+            None => Interval::Epoch,
+        };
+        unit.finer(self.inner.clock())
+    }
+
+    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
+        let (unit, length, field) = self.warmup()?;
+        let length = length.resolve(field, span, unit, 1)?;
+        let after = span.after(length.ticks(field)?, unit);
+        let inner = self.inner.resolve(after).map_err(|e| e.within("inner"))?;
+        let (warmup_steps, warmup_epochs) = match unit {
+            Interval::Step => (Some(length), None),
+            Interval::Epoch => (None, Some(length)),
+        };
+        Ok(WarmupConfig {
+            start_factor: self.start_factor,
+            warmup_steps,
+            warmup_epochs,
+            inner: Box::new(inner),
+        })
+    }
 }
 
 /// Linear warmup, then another schedule; see [`WarmupConfig`].
@@ -64,17 +109,9 @@ impl Warmup {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: WarmupConfig, base_lr: f64) -> Result<Self, ConfigError> {
         in_range("start_factor", config.start_factor, 0.0, 1.0, false)?;
-        let (unit, length) = match (config.warmup_steps, config.warmup_epochs) {
-            (Some(steps), None) => (Interval::Step, steps),
-            (None, Some(epochs)) => (Interval::Epoch, epochs),
-            _ => {
-                return Err(ConfigError::new(
-                    "warmup_steps",
-                    "give exactly one of `warmup_steps` and `warmup_epochs`",
-                ));
-            }
-        };
-        at_least_one(&format!("warmup_{unit}s"), length)?;
+        let (unit, length, field) = config.warmup()?;
+        let length = length.ticks(field)?;
+        at_least_one(field, length)?;
         let inner = config.inner.build(base_lr).map_err(|e| e.within("inner"))?;
         Ok(Warmup {
             start_factor: config.start_factor,
@@ -102,11 +139,7 @@ impl Scheduler for Warmup {
     }
 
     fn interval(&self) -> Interval {
-        if self.unit == Interval::Step || self.inner.interval() == Interval::Step {
-            Interval::Step
-        } else {
-            Interval::Epoch
-        }
+        self.unit.finer(self.inner.interval())
     }
 
     fn needs(&self) -> Signals {
