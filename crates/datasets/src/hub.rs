@@ -149,12 +149,38 @@ impl Hub {
     /// The cached copy of `file`: the snapshot that `refs/<revision>` names, or the snapshot of
     /// that name when the revision is a commit hash.
     pub fn cached(&self, repo: &RepoRef, file: &str) -> Option<PathBuf> {
-        let folder = self.cache.join(repo.folder());
-        let commit = std::fs::read_to_string(folder.join("refs").join(&repo.revision))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_else(|_| repo.revision.clone());
-        let path = folder.join("snapshots").join(commit).join(file);
+        let commit = self.commit_or_revision(repo);
+        let path = self
+            .cache
+            .join(repo.folder())
+            .join("snapshots")
+            .join(commit)
+            .join(file);
         path.is_file().then_some(path)
+    }
+
+    /// The commit `repo`'s revision stands for in the cache, once a file of it is there: the
+    /// hash `refs/<revision>` records, or the revision itself when the cache holds a snapshot of
+    /// that name (a commit hash). `None` when the cache knows neither.
+    pub fn commit(&self, repo: &RepoRef) -> Option<String> {
+        let commit = self.commit_or_revision(repo);
+        let snapshot = self
+            .cache
+            .join(repo.folder())
+            .join("snapshots")
+            .join(&commit);
+        snapshot.is_dir().then_some(commit)
+    }
+
+    fn commit_or_revision(&self, repo: &RepoRef) -> String {
+        let refs = self
+            .cache
+            .join(repo.folder())
+            .join("refs")
+            .join(&repo.revision);
+        std::fs::read_to_string(refs)
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|_| repo.revision.clone())
     }
 
     fn download(&self, repo: &RepoRef, file: &str) -> Result<PathBuf> {

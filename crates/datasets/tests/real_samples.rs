@@ -242,3 +242,16 @@ fn the_fast_png_path_decodes_exactly_as_the_general_decoder() {
         }
     }
 }
+
+#[test]
+fn a_revision_resolves_to_the_commit_the_cache_records() {
+    let hub = hub();
+    let cifar = RepoRef::dataset("uoft-cs/cifar10");
+    let refs = hub.cache.join("datasets--uoft-cs--cifar10/refs/main");
+    let recorded = std::fs::read_to_string(refs).unwrap().trim().to_owned();
+    assert_eq!(recorded.len(), 40, "{recorded}");
+    assert_eq!(hub.commit(&cifar), Some(recorded.clone()));
+    assert_eq!(hub.commit(&cifar.clone().at(&recorded)), Some(recorded));
+    assert_eq!(hub.commit(&cifar.at("no-such-branch")), None);
+    assert_eq!(hub.commit(&RepoRef::model("nobody/nothing")), None);
+}
