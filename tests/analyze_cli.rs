@@ -95,10 +95,16 @@ fn a_trained_protocol_analyses_into_a_report() {
         );
     }
     let report = fs::read_to_string(reports.join("cifar10/report.md")).unwrap();
-    assert!(
-        report.contains("**plateau**") && report.contains("Baselines: constant, step"),
-        "{report}"
-    );
+    for needle in [
+        "**plateau**",
+        "Baselines: constant, step",
+        "## Protocol",
+        "| training | 2 epochs × 4 steps, batch 32, augmentation on, f32 |",
+        "| model | ResNet-18, width 8, 10 classes |",
+        "| step | 0.001 | `{\"kind\":\"step\",\"step_size\":1,\"gamma\":0.1}` |",
+    ] {
+        assert!(report.contains(needle), "{needle}: {report}");
+    }
     for plot in ["val_acc", "val_loss", "lr", "gap", "epochs_to_threshold"] {
         let png = fs::read(reports.join(format!("cifar10/{plot}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}.png is a PNG");
@@ -120,6 +126,18 @@ fn a_trained_protocol_analyses_into_a_report() {
     ]);
     assert!(
         message.contains("--baseline cosine") && message.contains("constant, plateau, step"),
+        "{message}"
+    );
+
+    // A run written in another format is refused by name, not misread.
+    let record = runs.join("cifar10/step/seed-1/run.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&record).unwrap()).unwrap();
+    value["schema"] = 1.into();
+    fs::write(&record, value.to_string()).unwrap();
+    let message = failure(&["analyze", "--runs", runs_arg]);
+    assert!(
+        message.contains("step/seed-1/run.json") && message.contains("format 1"),
         "{message}"
     );
 }

@@ -1,37 +1,58 @@
-//! `cargo xtask experiment` end to end: the smoke protocol of both experiments on the shared
-//! Hub cache (two arms × two seeds), killed with SIGKILL mid-way and restarted, refused while
-//! another process trains the same run.
+//! `cargo xtask experiment` end to end on the shared Hub cache: the smoke protocol of both
+//! experiments (two arms × two seeds), killed with SIGKILL mid-way and restarted, refused while
+//! another process trains the same run; and what makes a run trustworthy — a run is skipped or
+//! resumed only under its own specification, every arm is checked before the first trains, and
+//! lengths follow the run.
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::shared_home;
-use lrlab_trainer::{RunDir, Status};
+use lrlab_runs::{RunDir, RunRecord, Status};
+use serde_json::Value;
 
-fn experiment(out: &Path, args: &[&str]) -> Command {
+/// `cargo xtask experiment <args>` in `cwd`, offline on the shared cache.
+fn xtask_in(cwd: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
-        .args(["experiment"])
+        .current_dir(cwd)
+        .arg("experiment")
         .args(args)
-        .args([
-            "--preset",
-            "smoke",
-            "--arms",
-            "constant,cosine",
-            "--seeds",
-            "0,1",
-            "--device",
-            "cpu",
-        ])
-        .arg("--out")
-        .arg(out)
         .env("HF_HOME", shared_home())
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HF_HUB_CACHE");
     command
+}
+
+/// The smoke protocol of two arms × two seeds on the CPU, into `out`.
+fn experiment(out: &Path, args: &[&str]) -> Command {
+    let mut command = xtask_in(out, args);
+    command
+        .args(["--preset", "smoke", "--arms", "constant,cosine"])
+        .args(["--seeds", "0,1", "--device", "cpu"])
+        .arg("--out")
+        .arg(out);
+    command
+}
+
+/// The stderr of a command that must fail.
+fn failure(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "it succeeded: {stderr}");
+    stderr
+}
+
+/// Checks that a command succeeded.
+fn success(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// Waits until `path` exists (the child must still be running).
@@ -52,25 +73,34 @@ fn wait_for(path: &Path, child: &mut Child) {
     }
 }
 
+/// The record of the run of `arm` and `seed` under `root` (`<out>/<experiment>`).
+fn record(root: &Path, arm: &str, seed: u64) -> RunRecord {
+    RunDir::new(root.join(arm).join(format!("seed-{seed}")))
+        .read_record()
+        .unwrap()
+        .unwrap()
+}
+
 /// Every run of the protocol is complete with epochs 1..=epochs, once each.
-fn assert_protocol_complete(root: &Path, epochs: i64) {
+fn assert_protocol_complete(root: &Path, epochs: u32) {
     let mut first_losses = Vec::new();
     for seed in [0, 1] {
         for arm in ["constant", "cosine"] {
             let run = RunDir::new(root.join(arm).join(format!("seed-{seed}")));
-            let info = run.info().unwrap().unwrap();
-            assert_eq!(info.status, Status::Complete, "{arm} seed {seed}");
-            let (rows, steps) = run.metrics().unwrap();
-            let numbers: Vec<i64> = rows.iter().map(|r| r.epoch).collect();
+            let record = run.read_record().unwrap().unwrap();
+            assert_eq!(record.status, Status::Complete, "{arm} seed {seed}");
+            assert_eq!(record.spec.train.epochs, epochs, "{arm} seed {seed}");
+            let (rows, steps) = (run.read_epochs().unwrap(), run.read_steps().unwrap());
+            let numbers: Vec<u32> = rows.iter().map(|r| r.epoch).collect();
             assert_eq!(
                 numbers,
                 (1..=epochs).collect::<Vec<_>>(),
                 "{arm} seed {seed}"
             );
-            let step_numbers: Vec<i64> = steps.iter().map(|s| s.step).collect();
+            let step_numbers: Vec<u64> = steps.iter().map(|s| s.step).collect();
             assert_eq!(
                 step_numbers,
-                (1..=steps.len() as i64).collect::<Vec<_>>(),
+                (1..=steps.len() as u64).collect::<Vec<_>>(),
                 "{arm} seed {seed}"
             );
             assert!(
@@ -99,12 +129,7 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
     let run = root.join("constant/seed-0");
     wait_for(&run.join(".lock"), &mut first);
 
-    let second = experiment(dir.path(), &args).output().unwrap();
-    assert!(
-        !second.status.success(),
-        "a second process trained the same run"
-    );
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let stderr = failure(experiment(dir.path(), &args).output().unwrap());
     assert!(stderr.contains("is being trained by process"), "{stderr}");
 
     wait_for(&run.join("epochs.parquet"), &mut first);
@@ -120,9 +145,8 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
         .flat_map(|arm| [0, 1].map(|seed| root.join(format!("{arm}/seed-{seed}/.lock"))))
         .any(|lock| lock.exists());
 
-    let resumed = experiment(dir.path(), &args).output().unwrap();
+    let resumed = success(experiment(dir.path(), &args).output().unwrap());
     let stderr = String::from_utf8_lossy(&resumed.stderr);
-    assert!(resumed.status.success(), "{stderr}");
     assert_eq!(stderr.contains("stale lock"), left_a_lock, "{stderr}");
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert_eq!(
@@ -131,45 +155,256 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
         "{stdout}"
     );
     assert_protocol_complete(&root, 3);
-    assert!(RunDir::new(&run).info().unwrap().unwrap().resumed >= 1);
+    assert!(record(&root, "constant", 0).resumed >= 1);
 
     // Run again: everything is complete and is skipped, not retrained.
-    let again = experiment(dir.path(), &args).output().unwrap();
-    assert!(again.status.success());
+    success(experiment(dir.path(), &args).output().unwrap());
     assert_protocol_complete(&root, 3);
 }
 
 #[test]
 fn imdb_smoke_protocol_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let output = experiment(dir.path(), &["imdb"]).output().unwrap();
+    success(experiment(dir.path(), &["imdb"]).output().unwrap());
+    let root = dir.path().join("imdb");
+    assert_protocol_complete(&root, 2);
+    let spec = record(&root, "cosine", 1).spec;
+    let checkpoint = spec.resolved.checkpoint.unwrap();
+    assert_eq!(checkpoint.repo, "sentence-transformers/all-MiniLM-L6-v2");
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        checkpoint.commit.is_some(),
+        "the checkpoint's commit is recorded"
     );
-    assert_protocol_complete(&dir.path().join("imdb"), 2);
+}
+
+/// The PyTorch trace `name` of the schedulers' fixture: the rate after each tick.
+fn pytorch_trace(name: &str) -> Vec<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/schedulers/tests/fixtures/pytorch_traces.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = fixture["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no trace {name}"));
+    case["lrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 #[test]
-fn configuration_errors_name_the_file_and_the_key() {
+fn smoke_then_full_never_reuses_a_smoke_run_and_lengths_follow_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.toml");
+    let cwd = dir.path();
+    // The README's smoke command, then the published plan of one run, each with its default
+    // folder.
+    let smoke = ["cifar10", "--preset", "smoke", "--arms", "constant,cosine"];
+    success(
+        xtask_in(
+            cwd,
+            &[&smoke[..], &["--seeds", "0", "--device", "cpu"]].concat(),
+        )
+        .output()
+        .unwrap(),
+    );
+    let smoke_root = cwd.join("runs-smoke/cifar10");
+    let smoke_run = record(&smoke_root, "constant", 0);
+    assert_eq!(smoke_run.spec.train.epochs, 2);
+
+    let mut full = xtask_in(cwd, &["cifar10", "--arms", "constant", "--seeds", "0"])
+        .args(["--device", "cpu"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let full_run = cwd.join("runs/cifar10/constant/seed-0/run.json");
+    wait_for(&full_run, &mut full);
+    full.kill().unwrap();
+    full.wait().unwrap();
+    let started = record(&cwd.join("runs/cifar10"), "constant", 0);
+    assert_eq!(
+        (started.spec.train.epochs, &started.spec.model),
+        (50, &lrlab_runs::ModelSettings::Resnet18 { width: 64 })
+    );
+    assert_eq!(
+        record(&smoke_root, "constant", 0),
+        smoke_run,
+        "the smoke run is untouched"
+    );
+
+    // Cosine over 4 epochs anneals over those 4: PyTorch's CosineAnnealingLR(T_max=4).
+    let four = cwd.join("four");
+    let args = [&smoke[..], &["--seeds", "0", "--epochs", "4", "--out"]].concat();
+    success(
+        xtask_in(cwd, &args)
+            .arg(&four)
+            .args(["--device", "cpu"])
+            .output()
+            .unwrap(),
+    );
+    let cosine = RunDir::new(four.join("cifar10/cosine/seed-0"));
+    let rates: Vec<f64> = cosine.read_epochs().unwrap().iter().map(|r| r.lr).collect();
+    let pytorch = pytorch_trace("cosine t_max=\"epochs\" over 4 epochs");
+    assert_eq!(rates.len(), 4);
+    for (epoch, (ours, theirs)) in rates.iter().zip(&pytorch).enumerate() {
+        assert!(
+            (ours - theirs).abs() <= 1e-12 * theirs.abs(),
+            "epoch {}: {ours} vs torch {theirs}",
+            epoch + 1
+        );
+    }
+    assert_eq!(cosine.read_record().unwrap().unwrap().spec.scheduler, {
+        toml::from_str("kind = 'cosine'\nt_max = 4\neta_min = 0.0").unwrap()
+    });
+}
+
+/// A copy of `configs/cifar10.toml` in `dir` with `edit` applied to its text.
+fn config_copy(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/cifar10.toml"),
     )
     .unwrap();
-    std::fs::write(&config, text.replace("factor = 0.5", "factor = \"half\"")).unwrap();
-    let output = experiment(
-        dir.path(),
-        &["cifar10", "--config", config.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let path = dir.join(name);
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn changed_settings_are_refused_with_what_changed_or_restart_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let run = |config: &Path, extra: &[&str]| {
+        xtask_in(
+            dir.path(),
+            &["cifar10", "--preset", "smoke", "--arms", "constant,cosine"],
+        )
+        .args(["--seeds", "0", "--device", "cpu", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap()
+    };
+    let original = config_copy(dir.path(), "original.toml", |t| t);
+    success(run(&original, &[]));
+    let root = out.join("cifar10");
+    let before = record(&root, "cosine", 0);
+
+    let changed = config_copy(dir.path(), "changed.toml", |t| {
+        t.replace("lr = 1e-3", "lr = 2e-3")
+            .replace("model.width = 8", "model.width = 16")
+            .replace("t_max = \"epochs\"", "t_max = \"epochs\"\neta_min = 1e-5")
+    });
+    let stderr = failure(run(&changed, &[]));
+    for needle in [
+        "2 run(s)",
+        "were trained under other settings",
+        "nothing was trained",
+        "constant/seed-0: model.width: 8 → 16; optimizer.lr: 0.001 → 0.002",
+        "cosine/seed-0: model.width: 8 → 16; optimizer.lr: 0.001 → 0.002; scheduler.eta_min: \
+         0.0 → 0.00001",
+        "--out DIR",
+        "--discard-changed",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert_eq!(
+        record(&root, "cosine", 0),
+        before,
+        "a refused run is untouched"
+    );
+    let stderr = failure(run(&original, &["--epochs", "3"]));
+    assert!(stderr.contains("train.epochs: 2 → 3"), "{stderr}");
+
+    let restarted = success(run(&changed, &["--discard-changed"]));
+    let stderr = String::from_utf8_lossy(&restarted.stderr);
     assert!(
-        stderr.contains("bad.toml") && stderr.contains("arms.greedy"),
+        stderr.contains("discarded") && stderr.contains("cosine/seed-0"),
+        "{stderr}"
+    );
+    let after = record(&root, "cosine", 0);
+    assert_eq!(after.status, Status::Complete);
+    assert_eq!(after.spec.optimizer.lr, 2e-3);
+    assert_ne!(after.fingerprint, before.fingerprint);
+    // The new runs are now the folder's: the changed settings skip them.
+    let again = success(run(&changed, &[]));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("cosine seed 0: complete"));
+    assert_eq!(
+        record(&root, "cosine", 0).started,
+        after.started,
+        "skipped, not retrained"
+    );
+}
+
+#[test]
+fn a_bad_last_arm_fails_before_any_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let run = |config: &Path| {
+        xtask_in(
+            dir.path(),
+            &["cifar10", "--preset", "smoke", "--device", "cpu"],
+        )
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap()
+    };
+    // An unknown key, a value out of range, and a length in the wrong unit, each in the last
+    // arm of the file.
+    for (name, replacement, key, says) in [
+        (
+            "key.toml",
+            "kind = \"trend_gap\"\ngrowht = 1.2",
+            "arms.trend_gap",
+            "growht",
+        ),
+        (
+            "value.toml",
+            "kind = \"trend_gap\"\ngrowth = 0.5",
+            "arms.trend_gap.growth",
+            "≥ 1",
+        ),
+        (
+            "unit.toml",
+            "kind = \"trend_gap\"\ncooldown = \"steps\"",
+            "arms.trend_gap.cooldown",
+            "\"epochs\"",
+        ),
+    ] {
+        let config = config_copy(dir.path(), name, |t| {
+            t.replace("kind = \"trend_gap\"", replacement)
+        });
+        let stderr = failure(run(&config));
+        assert!(
+            stderr.contains(name) && stderr.contains(key) && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+        assert!(!out.exists(), "{name}: a run directory was created");
+    }
+}
+
+#[test]
+fn a_run_of_another_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["cifar10"];
+    success(experiment(dir.path(), &args).output().unwrap());
+    let path = dir.path().join("cifar10/constant/seed-0/run.json");
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    value["schema"] = 1.into();
+    std::fs::write(&path, value.to_string()).unwrap();
+    let stderr = failure(experiment(dir.path(), &args).output().unwrap());
+    assert!(
+        stderr.contains("constant/seed-0/run.json")
+            && stderr.contains("format 1")
+            && stderr.contains("--discard-changed"),
         "{stderr}"
     );
 }

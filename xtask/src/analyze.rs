@@ -1,7 +1,7 @@
 //! `cargo xtask analyze`: the runs of every experiment turned into a report per experiment
 //! (tables, tests, plots), and the comparisons as JSON on request.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use lrlab_analysis::{Resampler, Settings, analyze, read_runs, write_report};
@@ -13,9 +13,10 @@ pub struct Args {
     /// shards of one study.
     #[arg(long = "runs", default_value = "runs", num_args = 1..)]
     runs: Vec<PathBuf>,
-    /// Where reports go: `<out>/<experiment>/report.md` and its tables and plots.
-    #[arg(long, default_value = "reports")]
-    out: PathBuf,
+    /// Where reports go: `<out>/<experiment>/report.md` and its tables and plots (default
+    /// `reports`, or `reports-<preset>` for the one folder `runs-<preset>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// The baseline arms every other arm is compared with (default: each experiment's
     /// `baselines`, recorded in its runs).
     #[arg(long = "baseline", num_args = 1..)]
@@ -34,6 +35,22 @@ pub struct Args {
     seed: u64,
 }
 
+impl Args {
+    /// The folder of the reports.
+    fn out(&self) -> PathBuf {
+        if let Some(out) = &self.out {
+            return out.clone();
+        }
+        let preset = match self.runs.as_slice() {
+            [one] => one
+                .file_name()
+                .and_then(|name| name.to_str()?.strip_prefix("runs-")),
+            _ => None,
+        };
+        preset.map_or_else(|| "reports".into(), |p| format!("reports-{p}").into())
+    }
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     if args.resamples < 1000 {
@@ -41,6 +58,17 @@ pub fn run(args: &Args) -> Result<()> {
             "--resamples {}: use at least 1000 (10,000 recommended)",
             args.resamples
         );
+    }
+    if let [only] = args.runs.as_slice() {
+        if only == Path::new("runs") && !only.exists() {
+            let others = preset_folders();
+            if !others.is_empty() {
+                anyhow::bail!(
+                    "runs: no such folder; the presets' runs are in {}: pass it with --runs",
+                    others.join(", ")
+                );
+            }
+        }
     }
     let runs = read_runs(&args.runs)?;
     let settings = Settings {
@@ -54,7 +82,7 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let analysis = analyze(&runs, &settings)?;
     for experiment in &analysis.experiments {
-        let folder = args.out.join(&experiment.name);
+        let folder = args.out().join(&experiment.name);
         write_report(experiment, &settings, &folder)?;
         let counted = experiment.runs.iter().filter(|r| r.counted).count();
         eprintln!(
@@ -75,4 +103,56 @@ pub fn run(args: &Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&comparisons)?);
     }
     Ok(())
+}
+
+/// The `runs-<preset>` folders of the current directory, by name.
+fn preset_folders() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(".")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.starts_with("runs-"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn out_of(command: &[&str]) -> PathBuf {
+        let cli = Cli::parse_from([&["analyze"], command].concat());
+        cli.args.out()
+    }
+
+    #[test]
+    fn reports_go_beside_the_runs_of_a_preset() {
+        assert_eq!(out_of(&[]), PathBuf::from("reports"));
+        assert_eq!(
+            out_of(&["--runs", "runs-smoke"]),
+            PathBuf::from("reports-smoke")
+        );
+        assert_eq!(
+            out_of(&["--runs", "x/runs-bert-lr"]),
+            PathBuf::from("reports-bert-lr")
+        );
+        assert_eq!(
+            out_of(&["--runs", "runs-a", "runs-b"]),
+            PathBuf::from("reports")
+        );
+        assert_eq!(
+            out_of(&["--runs", "runs-smoke", "--out", "r"]),
+            PathBuf::from("r")
+        );
+    }
 }

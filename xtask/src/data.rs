@@ -1,27 +1,22 @@
-//! `cargo xtask data cifar10|imdb`: load a dataset as a run would and summarise its splits.
+//! `cargo xtask data cifar10|imdb`: load a task's dataset as a run would and summarise its
+//! splits.
 
 use anyhow::Result;
 use lrlab_datasets::{
-    CIFAR10_CLASSES, DEFAULT_CHECKPOINT, Hub, IMDB_CLASSES, Limits, RepoRef, Source, SplitConfig,
-    Splits, label_counts, load_cifar10, load_imdb, pixel_mean_std, text_encoder, token_stats,
+    CIFAR10_CLASSES, DEFAULT_CHECKPOINT, Examples, Hub, IMDB_CLASSES, RepoRef, Splits,
+    label_counts, pixel_mean_std, token_stats,
 };
+use lrlab_runs::DataSettings;
 use serde_json::{Value, json};
 
-/// The datasets of the study.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Dataset {
-    /// CIFAR-10 (`uoft-cs/cifar10`).
-    Cifar10,
-    /// IMDB (`stanfordnlp/imdb`).
-    Imdb,
-}
+use crate::tasks::{Task, TaskSplits};
 
 /// Arguments of `cargo xtask data`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The dataset.
+    /// The task whose dataset to load.
     #[arg(value_enum)]
-    dataset: Dataset,
+    task: Task,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -51,10 +46,9 @@ pub struct Args {
     limit_test: Option<usize>,
 }
 
-fn split_summary<T>(splits: &Splits<T>, labels: impl Fn(&T) -> &[u8], classes: usize) -> Value {
-    let one =
-        |t: &T| json!({ "n": labels(t).len(), "label_counts": label_counts(labels(t), classes) });
-    json!({ "train": one(&splits.train), "val": one(&splits.val), "test": one(&splits.test) })
+fn split_summary(splits: &Splits<&dyn Examples>, classes: usize) -> Value {
+    let one = |e: &dyn Examples| json!({ "n": e.len(), "label_counts": label_counts(e.labels(), classes) });
+    json!({ "train": one(splits.train), "val": one(splits.val), "test": one(splits.test) })
 }
 
 /// Reports a step of the work on stderr (stdout carries the summary).
@@ -66,60 +60,45 @@ fn progress(started: std::time::Instant, what: &str) {
 pub fn run(args: &Args) -> Result<()> {
     let started = std::time::Instant::now();
     let hub = Hub::from_env();
-    let config = SplitConfig {
+    let task = args.task;
+    let settings = DataSettings {
+        revision: args.revision.clone(),
         val_fraction: args.val_fraction,
-        seed: args.seed,
-        limit: Limits {
-            train: args.limit_train,
-            val: args.limit_val,
-            test: args.limit_test,
-        },
+        split_seed: args.seed,
+        limit_train: args.limit_train,
+        limit_val: args.limit_val,
+        limit_test: args.limit_test,
+        max_len: Some(args.max_len),
     };
-    let mut source = match args.dataset {
-        Dataset::Cifar10 => Source::cifar10(),
-        Dataset::Imdb => Source::imdb(),
-    };
-    source.repo = source.repo.at(&args.revision);
-    let summary = match args.dataset {
-        Dataset::Cifar10 => {
-            progress(
-                started,
-                &format!("loading {} (decoding PNGs) …", source.repo.id),
-            );
-            let splits = load_cifar10(&hub, &source, &config)?;
-            progress(started, "computing pixel statistics …");
-            let (mean, std) = pixel_mean_std(&[&splits.train, &splits.val]);
+    let repo = task.source(&args.revision).repo.id;
+    progress(started, &format!("loading {repo} (decoding, tokenizing) …"));
+    let tokenizer = RepoRef::model(&args.checkpoint);
+    let loaded = task.load(&hub, &settings, Some(&tokenizer))?;
+    progress(started, "computing statistics …");
+    let splits = split_summary(&loaded.examples(), task.classes());
+    let summary = match &loaded.splits {
+        TaskSplits::Images(images) => {
+            let (mean, std) = pixel_mean_std(&[&images.train, &images.val]);
             json!({
-                "dataset": "cifar10",
-                "repo": source.repo.id,
+                "dataset": task.name(),
+                "repo": repo,
                 "classes": CIFAR10_CLASSES,
-                "splits": split_summary(&splits, |s| &s.labels, CIFAR10_CLASSES.len()),
+                "splits": splits,
                 "pixel_mean": mean,
                 "pixel_std": std,
             })
         }
-        Dataset::Imdb => {
-            progress(started, &format!("loading {} …", source.repo.id));
-            let splits = load_imdb(&hub, &source, &config)?;
-            progress(
-                started,
-                &format!(
-                    "tokenizing {} reviews with {} …",
-                    splits.train.len() + splits.val.len(),
-                    args.checkpoint
-                ),
-            );
-            let encoder = text_encoder(&hub, &RepoRef::model(&args.checkpoint), args.max_len)?;
-            let mut lengths = encoder.lengths(&splits.train)?;
-            lengths.extend(encoder.lengths(&splits.val)?);
+        TaskSplits::Text(text) => {
+            let mut lengths = text.encoder.lengths(&text.reviews.train)?;
+            lengths.extend(text.encoder.lengths(&text.reviews.val)?);
             let (mean, max, truncated) = token_stats(&lengths, args.max_len);
             json!({
-                "dataset": "imdb",
-                "repo": source.repo.id,
+                "dataset": task.name(),
+                "repo": repo,
                 "checkpoint": args.checkpoint,
                 "max_len": args.max_len,
                 "classes": IMDB_CLASSES,
-                "splits": split_summary(&splits, |s| &s.labels, IMDB_CLASSES.len()),
+                "splits": splits,
                 "tokens_mean": mean,
                 "tokens_max": max,
                 "truncated_fraction": truncated,
@@ -134,7 +113,6 @@ pub fn run(args: &Args) -> Result<()> {
     }
     Ok(())
 }
-
 fn print_table(summary: &Value) {
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!(

@@ -3,17 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use lrlab_datasets::{
-    DEFAULT_CHECKPOINT, Hub, IMDB_CLASSES, RepoRef, Source, SplitConfig, Splits, load_cifar10,
-    load_imdb, text_encoder,
-};
-use lrlab_models::{BertClassifier, BertConfig, ResNet18};
+use anyhow::{Result, bail};
+use lrlab_datasets::{DEFAULT_CHECKPOINT, Hub, RepoRef, Splits};
+use lrlab_runs::DataSettings;
 use lrlab_trainer::{Score, evaluate};
 use serde_json::json;
 
-use crate::data::Dataset;
-use crate::experiment::DeviceArg;
+use crate::device::DeviceArg;
+use crate::tasks::Task;
 
 /// Which split to evaluate on.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -27,9 +24,9 @@ pub enum Split {
 /// Arguments of `cargo xtask evaluate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The dataset (CIFAR-10 with a ResNet-18, IMDB with a BERT classifier).
+    /// The task (CIFAR-10 with a ResNet-18, IMDB with a BERT classifier).
     #[arg(value_enum)]
-    dataset: Dataset,
+    task: Task,
     /// The model's weights: a safetensors file saved by lrlab, torchvision (CIFAR-10) or
     /// transformers (IMDB: the whole classifier, head included).
     #[arg(long)]
@@ -68,50 +65,30 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let hub = Hub::from_env();
     let device = args.device.device()?;
-    let split = SplitConfig {
+    let checkpoint = RepoRef::model(&args.checkpoint);
+    let model = args
+        .task
+        .trained_network(&hub, &args.weights, &checkpoint, &device)?;
+    let settings = DataSettings {
+        revision: "main".into(),
         val_fraction: args.val_fraction,
-        seed: args.seed,
-        ..SplitConfig::default()
+        split_seed: args.seed,
+        limit_train: None,
+        limit_val: None,
+        limit_test: None,
+        max_len: Some(args.max_len),
     };
-    let weights = &args.weights;
-    let score = match args.dataset {
-        Dataset::Cifar10 => {
-            let model = ResNet18::load(&[weights], &device)
-                .with_context(|| format!("loading the ResNet-18 weights {}", weights.display()))?;
-            let splits = load_cifar10(&hub, &Source::cifar10(), &split)?;
-            let images = pick(&splits, args.split);
-            evaluate(&model, images, args.limit, args.batch_size, &device)?
-        }
-        Dataset::Imdb => {
-            let repo = RepoRef::model(&args.checkpoint);
-            let config = BertConfig::from_file(&hub.file(&repo, "config.json")?)?;
-            let (model, report) =
-                BertClassifier::from_checkpoint(config, &[weights], IMDB_CLASSES.len(), 0, &device)
-                    .with_context(|| {
-                        format!("loading the BERT classifier {}", weights.display())
-                    })?;
-            if !report.fresh.is_empty() {
-                bail!(
-                    "{}: no `{}`: this is not a trained classifier (a base checkpoint has no \
-                     head); pass the weights a run saved",
-                    weights.display(),
-                    report.fresh.join("`, `")
-                );
-            }
-            let splits = load_imdb(&hub, &Source::imdb(), &split)?;
-            let encoder = text_encoder(&hub, &repo, args.max_len)?;
-            let tokens = encoder.encode(pick(&splits, args.split))?;
-            evaluate(&model, &tokens, args.limit, args.batch_size, &device)?
-        }
-    };
-    let Score { loss, accuracy, n } = score;
+    let loaded = args.task.load(&hub, &settings, Some(&checkpoint))?;
+    let examples = pick(loaded.examples(), args.split);
+    let Score { loss, accuracy, n } =
+        evaluate(&*model, examples, args.limit, args.batch_size, &device)?;
     println!("{}", json!({ "loss": loss, "accuracy": accuracy, "n": n }));
     Ok(())
 }
 
-fn pick<T>(splits: &Splits<T>, split: Split) -> &T {
+fn pick<T>(splits: Splits<T>, split: Split) -> T {
     match split {
-        Split::Test => &splits.test,
-        Split::Val => &splits.val,
+        Split::Test => splits.test,
+        Split::Val => splits.val,
     }
 }

@@ -3,10 +3,12 @@
 
 mod analyze;
 mod data;
+mod device;
 mod evaluate;
 mod experiment;
 mod schedule;
 mod speed;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -13,6 +13,9 @@ pub enum AnalysisError {
         /// What went wrong, and what to do about it.
         message: String,
     },
+    /// A run directory cannot be read.
+    #[error(transparent)]
+    Run(#[from] lrlab_runs::RunError),
     /// A setting cannot work with the runs found.
     #[error("{message}")]
     Setting {

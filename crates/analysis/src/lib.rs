@@ -3,9 +3,12 @@
 //! Answers the study's question from its run directories: does an adaptive learning-rate
 //! schedule converge faster, over-fit less or end better than the standard ones?
 //!
-//! It reads the run-directory format of lrlab's DESIGN.md (`<experiment>/<arm>/seed-<k>/`
-//! with `run.json` and `epochs.parquet`) and depends on no other lrlab crate, so runs written
-//! by any tool in that format can be analysed.
+//! It reads run directories through `lrlab-runs` (`<experiment>/<arm>/seed-<k>/` with
+//! `run.json` and `epochs.parquet`, the format documented there) and depends on no other lrlab
+//! crate, so runs written by any tool in that format can be analysed. Runs are grouped by what
+//! their specifications say they are: the seeds of an arm are pooled, and arms compared, only
+//! when their specifications differ in nothing else (the schedule and base rate of an arm, the
+//! seed of a run).
 //!
 //! ```no_run
 //! use lrlab_analysis::{Settings, analyze, read_runs, write_report};
@@ -32,6 +35,7 @@
 mod error;
 mod metrics;
 mod plots;
+mod protocol;
 mod report;
 mod runs;
 pub mod stats;
@@ -41,8 +45,9 @@ mod tables;
 pub use error::{AnalysisError, Result};
 pub use metrics::{LAST_EPOCHS, Metric, RunMetrics, TimeToThreshold};
 pub use plots::draw_plots;
+pub use protocol::{ArmSettings, Protocol, Setting};
 pub use report::render;
-pub use runs::{Curves, Run, Status, read_curves, read_run, read_runs};
+pub use runs::{Curves, Run, Status, check_comparable, read_run, read_runs};
 pub use stats::Resampler;
 pub use study::{
     ASO_TAU, Analysis, ArmCurves, Comparison, Experiment, Quantity, RunRow, Settings, Summary,

@@ -70,6 +70,38 @@ fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<S
     }
 }
 
+/// Appends what the runs are: the settings every arm shares, and each arm's own.
+fn protocol(out: &mut String, e: &Experiment) {
+    let _ = writeln!(out, "## Protocol\n");
+    let _ = writeln!(
+        out,
+        "What every arm shares (checked: runs that differ in anything but their arm's schedule \
+         and base rate, or their seed, are refused):\n"
+    );
+    table(
+        out,
+        &["setting", "value"],
+        e.protocol
+            .shared
+            .iter()
+            .map(|s| vec![s.name.to_owned(), s.value.clone()]),
+    );
+    let _ = writeln!(out);
+    table(
+        out,
+        &[
+            "arm",
+            "base rate",
+            "schedule (lengths in ticks of its clock)",
+        ],
+        e.protocol
+            .arms
+            .iter()
+            .map(|a| vec![a.arm.clone(), a.lr.to_string(), format!("`{}`", a.schedule)]),
+    );
+    let _ = writeln!(out);
+}
+
 /// Whether a comparison favours the arm: +1 better, −1 worse, 0 not detectably different.
 fn verdict(comparison: &Comparison, alpha: f64) -> i8 {
     if !comparison.holm_p.is_some_and(|p| p < alpha) {
@@ -105,7 +137,7 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
     );
     let _ = writeln!(
         out,
-        "{} runs found, {counted} counted (complete; diverged, with their finished epochs; or of unknown status). \
+        "{} runs found, {counted} counted (complete, or diverged with their finished epochs). \
          Convergence threshold: validation accuracy ≥ {}. Baselines: {}. Adaptive arms: {}.\n",
         e.runs.len(),
         e.threshold,
@@ -130,7 +162,7 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
                 "{} seed {} ({}, {epochs} epochs)",
                 r.arm,
                 r.seed,
-                r.status.as_str()
+                r.status.name()
             )
         })
         .collect();
@@ -155,6 +187,7 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
         );
     }
 
+    protocol(&mut out, e);
     let _ = writeln!(out, "## Verdicts\n");
     let _ = writeln!(
         out,
@@ -463,7 +496,7 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
             vec![
                 r.arm.clone(),
                 r.seed.to_string(),
-                r.status.as_str().to_owned(),
+                r.status.name().to_owned(),
                 m.map_or(0, |m| m.epochs).to_string(),
                 m.map_or("—".to_owned(), |m| {
                     format!("{} ({})", number(Some(m.best_val_acc)), m.best_val_epoch)

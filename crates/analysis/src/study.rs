@@ -8,16 +8,17 @@ use serde::Serialize;
 
 use crate::error::{AnalysisError, Result};
 use crate::metrics::{Metric, RunMetrics};
-use crate::runs::{Run, Status, by_experiment};
+use crate::protocol::Protocol;
+use crate::runs::{Run, Status, by_experiment, check_comparable};
 use crate::stats::{self, Censored, MwMethod, Resampler};
 
 /// How to analyse.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// The validation-accuracy threshold of convergence; `None`: each experiment's own, from
-    /// `run.json` (`config.experiment.threshold`).
+    /// `run.json` (`analysis.threshold`).
     pub threshold: Option<f64>,
-    /// The baseline arms; empty: each experiment's own (`config.experiment.baselines`).
+    /// The baseline arms; empty: each experiment's own (`analysis.baselines` of `run.json`).
     pub baselines: Vec<String>,
     /// The confidence level of intervals (0.95).
     pub level: f64,
@@ -66,6 +67,8 @@ pub struct Experiment {
     pub baselines: Vec<String>,
     /// Every arm: baselines first, then the others in name order.
     pub arms: Vec<String>,
+    /// What the runs are: the settings every arm shares, and each arm's own.
+    pub protocol: Protocol,
     /// Every run found, counted in the statistics or not.
     pub runs: Vec<RunRow>,
     /// Per arm and metric.
@@ -89,7 +92,8 @@ pub struct RunRow {
     pub seed: u64,
     /// Where it stands.
     pub status: Status,
-    /// Whether it counts in the statistics (see [`Status::counts`]; with a finished epoch).
+    /// Whether it counts in the statistics: its status is an outcome ([`Status::is_outcome`]:
+    /// complete, or diverged with its finished epochs) and an epoch finished.
     pub counted: bool,
     /// Its metrics, if an epoch finished.
     pub metrics: Option<RunMetrics>,
@@ -259,6 +263,7 @@ fn analyze_experiment(
     arms: &BTreeMap<&str, Vec<&Run>>,
     settings: &Settings,
 ) -> Result<Experiment> {
+    check_comparable(name, arms)?;
     let all: Vec<&Run> = arms.values().flatten().copied().collect();
     let threshold = resolve_threshold(name, &all, settings)?;
     let baselines = resolve_baselines(name, arms, &all, settings)?;
@@ -275,10 +280,10 @@ fn analyze_experiment(
             let metrics = RunMetrics::of(&run.curves, threshold);
             RunRow {
                 experiment: name.to_owned(),
-                arm: run.arm.clone(),
-                seed: run.seed,
-                status: run.status,
-                counted: run.status.counts() && metrics.is_some(),
+                arm: run.arm().to_owned(),
+                seed: run.seed(),
+                status: run.status(),
+                counted: run.status().is_outcome() && metrics.is_some(),
                 metrics,
             }
         })
@@ -336,6 +341,7 @@ fn analyze_experiment(
         name: name.to_owned(),
         threshold,
         baselines,
+        protocol: Protocol::of(&ordered, arms),
         arms: ordered,
         runs,
         summary,
@@ -354,11 +360,11 @@ fn resolve_threshold(name: &str, runs: &[&Run], settings: &Settings) -> Result<f
     let threshold = match settings.threshold {
         Some(threshold) => threshold,
         None => {
-            let mut recorded = runs.iter().filter_map(|r| r.threshold.map(|t| (t, r)));
+            let mut recorded = runs.iter().map(|r| (r.record.analysis.threshold, r));
             let Some((threshold, first)) = recorded.next() else {
                 return Err(AnalysisError::setting(format!(
-                    "experiment `{name}`: no run.json records `config.experiment.threshold`; \
-                     pass --threshold (a validation accuracy in [0, 1])"
+                    "experiment `{name}` has no run; pass --threshold (a validation accuracy in \
+                     [0, 1])"
                 )));
             };
             if let Some((other, run)) = recorded.find(|(t, _)| *t != threshold) {
@@ -400,9 +406,22 @@ fn resolve_baselines(
         }
         return Ok(settings.baselines.clone());
     }
-    let recorded: Vec<String> = runs
-        .iter()
-        .find_map(|r| r.baselines.clone())
+    let first = runs.first().map(|r| (&r.record.analysis.baselines, r));
+    if let (Some((baselines, first)), Some(other)) = (
+        first,
+        first.and_then(|(b, _)| runs.iter().find(|r| r.record.analysis.baselines != *b)),
+    ) {
+        return Err(AnalysisError::setting(format!(
+            "experiment `{name}`: {} records baselines [{}] but {} records [{}]; pass \
+             --baseline to choose",
+            first.path.join("run.json").display(),
+            baselines.join(", "),
+            other.path.join("run.json").display(),
+            other.record.analysis.baselines.join(", ")
+        )));
+    }
+    let recorded: Vec<String> = first
+        .map(|(b, _)| b.clone())
         .unwrap_or_default()
         .into_iter()
         .filter(|b| arms.contains_key(b.as_str()))
@@ -410,7 +429,7 @@ fn resolve_baselines(
     if recorded.is_empty() {
         return Err(AnalysisError::setting(format!(
             "experiment `{name}`: no baseline arm among its runs (run.json's \
-             `config.experiment.baselines` names none of: {}); pass --baseline ARM",
+             `analysis.baselines` names none of: {}); pass --baseline ARM",
             known()
         )));
     }
@@ -588,7 +607,7 @@ fn compare(
 fn arm_curves(arm: &str, runs: &[&Run]) -> ArmCurves {
     let counted: Vec<&&Run> = runs
         .iter()
-        .filter(|r| r.status.counts() && !r.curves.is_empty())
+        .filter(|r| r.status().is_outcome() && !r.curves.is_empty())
         .collect();
     let mut epochs: Vec<u32> = counted
         .iter()

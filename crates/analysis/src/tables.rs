@@ -86,7 +86,7 @@ fn run_table_row(run: &RunRow) -> RunTableRow<'_> {
         experiment: &run.experiment,
         arm: &run.arm,
         seed: run.seed,
-        status: run.status.as_str(),
+        status: run.status.name(),
         counted: run.counted,
         epochs: m.map(|m| m.epochs),
         best_val_acc: m.map(|m| m.best_val_acc),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{ParquetReader, ParquetWriter, SerReader};
 
-use common::{RunSpec, Study, curves, write_run, write_study};
+use common::{Study, Synthetic, curves, spec, write_run, write_spec, write_study};
 use lrlab_analysis::{
     AnalysisError, Metric, RunMetrics, Settings, Status, analyze, read_runs, stats, write_report,
 };
@@ -40,11 +40,12 @@ fn a_study_becomes_tables_tests_and_plots() {
     // A run cut short by a crash, and one that diverged after 4 epochs.
     write_run(
         &runs_root,
-        &RunSpec {
+        &Synthetic {
             experiment: "cifar10",
             arm: "plateau",
             seed: 3,
-            status: "running",
+            planned: 12,
+            status: Status::Running,
             baselines: &BASELINES,
             threshold: 0.85,
         },
@@ -52,11 +53,12 @@ fn a_study_becomes_tables_tests_and_plots() {
     );
     write_run(
         &runs_root,
-        &RunSpec {
+        &Synthetic {
             experiment: "cifar10",
             arm: "trend_gap",
             seed: 3,
-            status: "diverged",
+            planned: 12,
+            status: Status::Diverged,
             baselines: &BASELINES,
             threshold: 0.85,
         },
@@ -96,7 +98,7 @@ fn a_study_becomes_tables_tests_and_plots() {
     // Every number of a comparison is the statistic of the per-run values.
     let values = |arm: &str| -> Vec<f64> {
         runs.iter()
-            .filter(|r| r.experiment == "cifar10" && r.arm == arm && r.status.counts())
+            .filter(|r| r.experiment() == "cifar10" && r.arm() == arm && r.status().is_outcome())
             .map(|r| RunMetrics::of(&r.curves, 0.85).unwrap().best_val_acc)
             .collect()
     };
@@ -153,6 +155,11 @@ fn a_study_becomes_tables_tests_and_plots() {
     }
     let report = fs::read_to_string(out.join("cifar10/report.md")).unwrap();
     for needle in [
+        "## Protocol",
+        "| data | uoft-cs/cifar10 @ 0123456789ab |",
+        "12 epochs × 1407 steps, batch 32",
+        "| trend_gap | 0.001 | `{\"kind\":\"constant\",\"factor\":1.0,\"total_iters\":0}` |",
+        "eps 1e-8",
         "## Verdicts",
         "**plateau**",
         "**trend_gap**",
@@ -299,11 +306,12 @@ fn bad_input_is_named_with_its_fix() {
     let good = fs::read(run.join("epochs.parquet")).unwrap();
     write_run(
         &root,
-        &RunSpec {
+        &Synthetic {
             experiment: "cifar10",
             arm: "plateau",
             seed: 1,
-            status: "complete",
+            planned: 12,
+            status: Status::Complete,
             baselines: &BASELINES,
             threshold: 0.85,
         },
@@ -344,34 +352,116 @@ fn bad_input_is_named_with_its_fix() {
         message.contains("--baseline cosnie") && message.contains("constant, cosine"),
         "{message}"
     );
-    // No threshold recorded and none given.
-    let mut bare = runs.clone();
-    for run in &mut bare {
-        run.threshold = None;
-    }
-    let message = error_text(analyze(&bare, &Settings::default()));
-    assert!(message.contains("--threshold"), "{message}");
+    // Two thresholds recorded and none given.
+    let mut two = runs.clone();
+    two[0].record.analysis.threshold = 0.9;
+    let message = error_text(analyze(&two, &Settings::default()));
+    assert!(
+        message.contains("threshold 0.9") && message.contains("--threshold"),
+        "{message}"
+    );
 }
 
 #[test]
-fn runs_without_run_json_are_named_by_their_folders() {
+fn a_run_without_its_record_is_refused_by_name() {
     let folder = tempfile::tempdir().unwrap();
     study(folder.path());
     let run = folder.path().join("imdb/cosine/seed-2");
     fs::remove_file(run.join("run.json")).unwrap();
-    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
-    let found = runs.iter().find(|r| r.path == run).unwrap();
-    assert_eq!(
-        (found.experiment.as_str(), found.arm.as_str(), found.seed),
-        ("imdb", "cosine", 2)
+    let message = error_text(read_runs(&[folder.path().to_owned()]));
+    assert!(
+        message.contains("imdb/cosine/seed-2/run.json") && message.contains("missing"),
+        "{message}"
     );
-    assert_eq!(found.status, Status::Unknown);
+}
+
+/// A run of `arm` seed `seed` of the cifar10 study, planned for `planned` epochs, with `spec`
+/// changed by `change`.
+fn rewrite(root: &Path, arm: &str, seed: u64, change: impl FnOnce(&mut lrlab_runs::RunSpec)) {
+    let run = Synthetic {
+        experiment: "cifar10",
+        arm,
+        seed,
+        planned: 12,
+        status: Status::Complete,
+        baselines: &BASELINES,
+        threshold: 0.85,
+    };
+    let mut changed = spec("cifar10", arm, seed, 12);
+    change(&mut changed);
+    write_spec(root, &run, changed, &curves(12, 0.9, 3.0, 1, seed));
+}
+
+#[test]
+fn seeds_of_an_arm_are_pooled_only_when_nothing_else_differs() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    // A smoke run among full ones: fewer epochs, a narrower network.
+    rewrite(folder.path(), "cosine", 1, |s| {
+        s.train.epochs = 2;
+        s.model = lrlab_runs::ModelSettings::Resnet18 { width: 4 };
+    });
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let message = error_text(analyze(&runs, &Settings::default()));
+    for needle in [
+        "arm `cosine`",
+        "cosine/seed-0",
+        "cosine/seed-1",
+        "model.width: 8 → 4",
+        "train.epochs: 12 → 2",
+        "cannot be pooled",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}
+
+#[test]
+fn arms_are_compared_only_when_all_else_is_equal() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    // Another dataset commit for every seed of one arm; its own schedule and rate are its own.
+    for seed in 0..3 {
+        rewrite(folder.path(), "trend_gap", seed, |s| {
+            s.resolved.dataset.commit = Some("fedcba9876543210fedcba9876543210fedcba98".into());
+            s.optimizer.lr = 3e-5;
+            s.scheduler =
+                serde_json::from_value(serde_json::json!({"kind": "cosine", "t_max": 12})).unwrap();
+        });
+    }
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let message = error_text(analyze(&runs, &Settings::default()));
+    for needle in [
+        "arms `constant`",
+        "`trend_gap`",
+        "resolved.dataset.commit",
+        "all else equal",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert!(
+        !message.contains("optimizer.lr"),
+        "an arm's own rate: {message}"
+    );
+    assert!(
+        !message.contains("scheduler"),
+        "an arm's own schedule: {message}"
+    );
+    // Back to the study's commit, the arm's own schedule and rate are what it is.
+    for seed in 0..3 {
+        rewrite(folder.path(), "trend_gap", seed, |s| {
+            s.optimizer.lr = 3e-5;
+            s.scheduler =
+                serde_json::from_value(serde_json::json!({"kind": "cosine", "t_max": 12})).unwrap();
+        });
+    }
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
     let analysis = analyze(&runs, &Settings::default()).unwrap();
-    let row = analysis.experiments[1]
-        .runs
-        .iter()
-        .find(|r| r.arm == "cosine" && r.seed == 2)
-        .unwrap();
-    assert!(row.counted, "a run of unknown status counts");
-    assert_eq!(found.curves.len(), 12);
+    let own = &analysis.experiments[0].protocol.arms;
+    let trend_gap = own.iter().find(|a| a.arm == "trend_gap").unwrap();
+    assert_eq!(trend_gap.lr, 3e-5);
+    assert!(
+        trend_gap.schedule.contains("\"t_max\":12"),
+        "{}",
+        trend_gap.schedule
+    );
 }

@@ -19,7 +19,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
 use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, linear, softmax_last_dim};
 use crate::params::{Builder, Init, Parameters};
-use crate::precision::{Compute, Precision};
+use crate::precision::Compute;
 
 /// A BERT `config.json`: candle-transformers' [`Config`] and the attention dropout, which it
 /// does not read.
@@ -368,13 +368,14 @@ impl BertClassifier {
         &self.parameters
     }
 
-    /// Computes in `precision` from now on (the parameters stay `f32`).
-    pub fn set_precision(&self, precision: Precision) {
-        self.compute.set(precision);
+    /// Computes its products and convolutions in `dtype` from now on, one of
+    /// [`COMPUTE_DTYPES`](crate::COMPUTE_DTYPES) (the parameters stay `f32`).
+    pub fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        self.compute.set(dtype)
     }
 
-    /// The precision it computes in.
-    pub fn precision(&self) -> Precision {
+    /// The type it computes its products and convolutions in.
+    pub fn compute_dtype(&self) -> DType {
         self.compute.get()
     }
 }

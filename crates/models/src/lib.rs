@@ -17,8 +17,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`Precision::Bf16`] computes products and convolutions in bfloat16 over `f32` parameters, as
-//! PyTorch's autocast does.
+//! A compute type of `bf16` ([`COMPUTE_DTYPES`]) computes products and convolutions in bfloat16
+//! over `f32` parameters, as PyTorch's autocast does.
 //!
 //! Every fresh tensor is drawn from the seed and its own name, and dropout masks from the seed,
 //! the stream set per step and the mask's rank, so that runs repeat exactly.
@@ -37,5 +37,5 @@ pub use bert::{BertClassifier, BertConfig, LoadReport};
 pub use error::{ModelError, Result};
 pub use network::Network;
 pub use params::Parameters;
-pub use precision::Precision;
+pub use precision::COMPUTE_DTYPES;
 pub use resnet::{ResNet18, ResNetConfig};

@@ -1,10 +1,9 @@
 //! What a training loop needs of a model beyond its forward pass.
 
-use candle_core::ModuleT;
+use candle_core::{DType, ModuleT, Result};
 
 use crate::bert::BertClassifier;
 use crate::params::Parameters;
-use crate::precision::Precision;
 use crate::resnet::ResNet18;
 
 /// A trainable classifier: `f32` logits from `forward_t`, its named tensors, its compute
@@ -13,11 +12,12 @@ pub trait Network: ModuleT {
     /// The model's tensors: what an optimizer updates and a checkpoint saves.
     fn parameters(&self) -> &Parameters;
 
-    /// Computes in `precision` from now on; parameters, logits and gradients stay `f32`.
-    fn set_precision(&self, precision: Precision);
+    /// Computes its products and convolutions in `dtype` from now on, one of
+    /// [`COMPUTE_DTYPES`](crate::COMPUTE_DTYPES); parameters, logits and gradients stay `f32`.
+    fn set_compute_dtype(&self, dtype: DType) -> Result<()>;
 
-    /// The precision it computes in.
-    fn precision(&self) -> Precision;
+    /// The type it computes its products and convolutions in.
+    fn compute_dtype(&self) -> DType;
 
     /// Starts the random stream of step `step` (dropout masks), so that a step draws the same
     /// masks in an interrupted and resumed run as in an uninterrupted one. Models without
@@ -32,12 +32,12 @@ impl Network for ResNet18 {
         ResNet18::parameters(self)
     }
 
-    fn set_precision(&self, precision: Precision) {
-        ResNet18::set_precision(self, precision);
+    fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        ResNet18::set_compute_dtype(self, dtype)
     }
 
-    fn precision(&self) -> Precision {
-        ResNet18::precision(self)
+    fn compute_dtype(&self) -> DType {
+        ResNet18::compute_dtype(self)
     }
 }
 
@@ -46,12 +46,12 @@ impl Network for BertClassifier {
         BertClassifier::parameters(self)
     }
 
-    fn set_precision(&self, precision: Precision) {
-        BertClassifier::set_precision(self, precision);
+    fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        BertClassifier::set_compute_dtype(self, dtype)
     }
 
-    fn precision(&self) -> Precision {
-        BertClassifier::precision(self)
+    fn compute_dtype(&self) -> DType {
+        BertClassifier::compute_dtype(self)
     }
 
     fn set_random_stream(&self, step: u64) {

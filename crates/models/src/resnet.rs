@@ -13,7 +13,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
 use crate::layers::{BatchNorm2d, Conv2d, Linear, conv2d, linear};
 use crate::params::{Builder, Parameters};
-use crate::precision::{Compute, Precision};
+use crate::precision::Compute;
 
 /// The shape of a CIFAR ResNet-18.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,13 +198,14 @@ impl ResNet18 {
         &self.parameters
     }
 
-    /// Computes in `precision` from now on (the parameters stay `f32`).
-    pub fn set_precision(&self, precision: Precision) {
-        self.compute.set(precision);
+    /// Computes its products and convolutions in `dtype` from now on, one of
+    /// [`COMPUTE_DTYPES`](crate::COMPUTE_DTYPES) (the parameters stay `f32`).
+    pub fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        self.compute.set(dtype)
     }
 
-    /// The precision it computes in.
-    pub fn precision(&self) -> Precision {
+    /// The type it computes its products and convolutions in.
+    pub fn compute_dtype(&self) -> DType {
         self.compute.get()
     }
 }

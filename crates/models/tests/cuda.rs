@@ -5,9 +5,9 @@
 
 mod common;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use common::{assert_same_step, seeded_normal, small_bert, small_ids, training_step};
-use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
+use lrlab_models::{Network, ResNet18, ResNetConfig};
 
 /// cuBLAS and candle's CUDA kernels sum in other orders than the CPU's: f32 rounding.
 const F32_VALUES: f64 = 1e-4;
@@ -40,7 +40,7 @@ fn compare<M: Network>(
         F32_GRADIENTS,
     );
     let model = build(&gpu);
-    model.set_precision(Precision::Bf16);
+    model.set_compute_dtype(DType::BF16).unwrap();
     let on_gpu = training_step(&model, &gpu_inputs, classes);
     assert_same_step(
         &format!("{what}, bf16"),

@@ -3,11 +3,11 @@
 
 mod common;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use common::{
     Step, assert_same_step, relative_error, seeded_normal, small_bert, small_ids, training_step,
 };
-use lrlab_models::{Network, Precision, ResNet18, ResNetConfig};
+use lrlab_models::{Network, ResNet18, ResNetConfig};
 
 /// bfloat16 keeps 8 significant bits (2⁻⁹ ≈ 2e-3 relative rounding per operation). PyTorch's
 /// autocast to bf16, against its own f32, differs by 0.017–0.021 in the logits and by 0.28 in
@@ -21,17 +21,17 @@ const BERT_GRADIENTS: f64 = 6e-2;
 
 fn check(what: &str, model: &impl Network, inputs: &Tensor, classes: u32, gradients: f64) {
     assert_eq!(
-        model.precision(),
-        Precision::F32,
+        model.compute_dtype(),
+        DType::F32,
         "{what}: models start in f32"
     );
     let f32_step: Step = training_step(model, inputs, classes);
-    model.set_precision(Precision::Bf16);
+    model.set_compute_dtype(DType::BF16).unwrap();
     let bf16_step = training_step(model, inputs, classes);
     assert_same_step(what, &bf16_step, &f32_step, VALUES, gradients);
     let logits_differ = relative_error(&bf16_step.logits, &f32_step.logits);
     assert!(logits_differ > 0.0, "{what}: bf16 computed nothing in bf16");
-    model.set_precision(Precision::F32);
+    model.set_compute_dtype(DType::F32).unwrap();
     let again = training_step(model, inputs, classes);
     assert_same_step(what, &again, &f32_step, 0.0, 0.0);
 }

@@ -6,60 +6,52 @@
 //! cargo bench --profile dev -p lrlab-trainer --bench overhead
 //! ```
 
-use std::path::PathBuf;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use candle_core::{Device, ModuleT};
 use candle_nn::loss::cross_entropy;
 use criterion::{Criterion, criterion_group, criterion_main};
-use lrlab_datasets::{
-    Augment, Examples, Hub, Limits, Source, SplitConfig, epoch_batches, load_cifar10,
-};
+use lrlab_datasets::{Augment, Examples, Source, epoch_batches, load_cifar10};
 use lrlab_models::{ResNet18, ResNetConfig};
-use lrlab_trainer::{Adam, Data, Options, Progress, RunDir, RunLabel, TrainConfig, train};
+use lrlab_runs::{ModelSettings, RunDir, TrainPlan};
+use lrlab_trainer::{Adam, Data};
 
 fn overhead(c: &mut Criterion) {
-    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/hf-cache/hub");
-    let limit = Limits {
-        train: Some(256),
-        val: Some(1),
-        test: Some(1),
-    };
-    let split = SplitConfig {
-        limit,
-        ..SplitConfig::default()
-    };
-    let splits = load_cifar10(&Hub::offline(cache), &Source::cifar10(), &split).unwrap();
+    let splits = load_cifar10(&common::hub(), &Source::cifar10(), &common::limits(256, 1)).unwrap();
     let device = Device::Cpu;
     let model = || {
-        ResNet18::new(
-            ResNetConfig {
-                width: 16,
-                num_classes: 10,
-            },
-            0,
-            &device,
-        )
-        .unwrap()
+        let config = ResNetConfig {
+            width: 16,
+            num_classes: 10,
+        };
+        ResNet18::new(config, 0, &device).unwrap()
     };
     let scheduler = toml::from_str("kind = \"plateau\"").unwrap();
-    let config = TrainConfig {
+    let plan = TrainPlan {
         epochs: 1,
         keep_best: true,
-        ..TrainConfig::plan(scheduler)
+        ..TrainPlan::plan()
     };
+    let spec = common::spec(
+        &splits,
+        ModelSettings::Resnet18 { width: 16 },
+        scheduler,
+        plan,
+    );
     let mut group = c.benchmark_group("epoch_of_8_steps");
     group.sample_size(10);
     group.bench_function("bare_steps", |b| {
         b.iter(|| {
             let model = model();
             let mut adam = Adam::new(
-                config.optimizer.clone(),
+                spec.optimizer.clone(),
                 model.parameters().trainable(),
                 false,
             )
             .unwrap();
             let augment = Some(Augment { seed: 0, epoch: 1 });
-            for indices in epoch_batches(splits.train.len(), config.batch_size, 0, 1, true) {
+            for indices in epoch_batches(splits.train.len(), spec.train.batch_size, 0, 1, true) {
                 let batch = splits.train.batch(&indices, augment, &device).unwrap();
                 let logits = model.forward_t(&batch.inputs, true).unwrap();
                 let loss = cross_entropy(&logits, &batch.labels).unwrap();
@@ -67,30 +59,11 @@ fn overhead(c: &mut Criterion) {
             }
         })
     });
-    let label = RunLabel {
-        experiment: "bench".into(),
-        arm: "plateau".into(),
-        config: serde_json::Value::Null,
-        git_commit: None,
-    };
     let data = Data::from_splits(&splits, true);
-    let options = Options {
-        stop_after: None,
-        progress: Progress::Quiet,
-    };
     group.bench_function("train_one_epoch", |b| {
         b.iter(|| {
             let dir = tempfile::tempdir().unwrap();
-            train(
-                &model(),
-                &data,
-                &config,
-                &label,
-                &RunDir::new(dir.path()),
-                &device,
-                options,
-            )
-            .unwrap();
+            common::train_quietly(&model(), &data, &spec, &RunDir::new(dir.path()), None);
         })
     });
     group.finish();

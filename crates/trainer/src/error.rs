@@ -14,7 +14,26 @@ pub enum TrainError {
     /// Data could not be loaded.
     #[error(transparent)]
     Data(Box<lrlab_datasets::DataError>),
-    /// A file of the run directory could not be read or written.
+    /// The run directory's record could not be read or written.
+    #[error(transparent)]
+    Record(#[from] lrlab_runs::RunError),
+    /// The run's specification cannot be trained.
+    #[error("the run's specification: {0}")]
+    Spec(#[from] lrlab_runs::SpecError),
+    /// The run directory holds a run of another specification.
+    #[error(
+        "{}: holds a run of another specification ({}); train into another folder, or discard \
+         the run first",
+        folder.display(),
+        differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    SpecChanged {
+        /// The run directory.
+        folder: PathBuf,
+        /// What differs, recorded → asked for.
+        differences: Vec<lrlab_runs::Difference>,
+    },
+    /// A checkpoint file could not be read or written.
     #[error("{}: {message}", path.display())]
     File {
         /// The file.

@@ -4,88 +4,10 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
-use serde::{Deserialize, Serialize};
+use lrlab_runs::{OptimizerConfig, OptimizerKind};
 
 use crate::error::{Result, TrainError};
 use crate::fused;
-
-/// Which Adam.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// `torch.optim.Adam`: weight decay added to the gradient (coupled L2).
-    Adam,
-    /// `torch.optim.AdamW`: weight decay applied to the weights, apart from the gradient.
-    Adamw,
-}
-
-/// An optimizer's settings (the `[optimizer]` table of an experiment).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerConfig {
-    /// `adam` or `adamw`.
-    pub kind: OptimizerKind,
-    /// The base learning rate, from which the scheduler starts.
-    pub lr: f64,
-    /// Weight decay (L2 for `adam`, decoupled for `adamw`).
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Decay rates of the first and second moments.
-    #[serde(default = "default_betas")]
-    pub betas: (f64, f64),
-    /// Added to the root of the second moment.
-    #[serde(default = "default_eps")]
-    pub eps: f64,
-}
-
-fn default_betas() -> (f64, f64) {
-    (0.9, 0.999)
-}
-
-fn default_eps() -> f64 {
-    1e-8
-}
-
-impl OptimizerConfig {
-    /// The published plan: Adam, lr 1e-3, weight decay 1e-4, PyTorch's betas and eps.
-    pub fn plan() -> Self {
-        Self {
-            kind: OptimizerKind::Adam,
-            lr: 1e-3,
-            weight_decay: 1e-4,
-            betas: default_betas(),
-            eps: default_eps(),
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        let (b1, b2) = self.betas;
-        let fail =
-            |field: &'static str, message: String| Err(TrainError::Config { field, message });
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return fail(
-                "optimizer.lr",
-                format!("{} must be a positive number", self.lr),
-            );
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return fail(
-                "optimizer.weight_decay",
-                format!("{} must be ≥ 0", self.weight_decay),
-            );
-        }
-        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
-            return fail(
-                "optimizer.betas",
-                format!("({b1}, {b2}): each must be in [0, 1)"),
-            );
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return fail("optimizer.eps", format!("{} must be positive", self.eps));
-        }
-        Ok(())
-    }
-}
 
 /// One parameter with its moments and the direction of its last update.
 struct Slot {

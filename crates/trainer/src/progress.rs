@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::run_dir::EpochRow;
+use lrlab_runs::EpochRow;
 
 /// How a run shows its progress on stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub(crate) struct EpochProgress {
 
 impl Progress {
     /// Starts showing epoch `epoch` of `epochs`, which has `steps` steps.
-    pub(crate) fn epoch(self, epoch: u64, epochs: u64, steps: usize) -> EpochProgress {
+    pub(crate) fn epoch(self, epoch: u32, epochs: u32, steps: usize) -> EpochProgress {
         let terminal = self == Progress::Auto && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::new(steps as u64);

@@ -1,74 +1,25 @@
 //! The training loop: epochs of shuffled batches, the scheduler's rate before every step, its
-//! observations after every step and epoch, evaluation, metrics and a checkpoint after every
-//! epoch, and resume from the last one.
+//! observations after every step and epoch, evaluation, rows and a checkpoint after every
+//! epoch, and resume from the last one — for a run whose specification says all of it.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::loss::cross_entropy;
 use lrlab_datasets::{Augment, Examples, Splits, epoch_batches};
-use lrlab_models::{Network, Precision};
-use lrlab_schedulers::{
-    AnyScheduler, EpochEnd, Observation, Scheduler, SchedulerConfig, Signal, StepEnd,
+use lrlab_models::Network;
+use lrlab_runs::{
+    AnalysisPlan, EpochRow, Precision, RunDir, RunRecord, RunSpec, Status, StepRow, differences,
 };
-use serde::{Deserialize, Serialize};
+use lrlab_schedulers::{AnyScheduler, EpochEnd, Observation, Scheduler, Signal, StepEnd};
 
+use crate::checkpoint::{self, CheckpointState};
 use crate::error::{Result, TrainError};
-use crate::optim::{Adam, OptimizerConfig};
+use crate::optim::Adam;
 use crate::progress::Progress;
-use crate::run_dir::{CheckpointState, EpochRow, RunDir, RunInfo, Status, StepRow};
-
-/// Everything about a run but the model, the data and the device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Epochs to train.
-    pub epochs: u64,
-    /// Training examples per optimizer step (the last, shorter batch of an epoch is kept).
-    pub batch_size: usize,
-    /// Examples per forward pass in evaluation.
-    pub eval_batch_size: usize,
-    /// Seed of the data order, the augmentation and the dropout masks.
-    pub seed: u64,
-    /// Augment training batches (random crops and flips for images).
-    pub augment: bool,
-    /// Keep the weights of the best epoch by validation accuracy in `checkpoint/best.safetensors`.
-    pub keep_best: bool,
-    /// The optimizer.
-    pub optimizer: OptimizerConfig,
-    /// The learning-rate schedule.
-    pub scheduler: SchedulerConfig,
-    /// The model's compute precision: `f32`, or `bf16` products over `f32` parameters; the
-    /// loss, the gradients and the optimizer's state are `f32` in both.
-    #[serde(default)]
-    pub dtype: Precision,
-    /// On a CUDA GPU, `f32` products on the TF32 tensor cores (PyTorch's `allow_tf32`); no
-    /// effect on the CPU. A process-wide setting of candle's, set by [`train`].
-    #[serde(default)]
-    pub tf32: bool,
-}
-
-impl TrainConfig {
-    /// The published plan with `scheduler`: 50 epochs, batch 32, Adam at lr 1e-3 with weight
-    /// decay 1e-4, augmentation on, seed 0, evaluation in batches of 256, no best checkpoint.
-    pub fn plan(scheduler: SchedulerConfig) -> Self {
-        Self {
-            epochs: 50,
-            batch_size: 32,
-            eval_batch_size: 256,
-            seed: 0,
-            augment: true,
-            keep_best: false,
-            optimizer: OptimizerConfig::plan(),
-            scheduler,
-            dtype: Precision::F32,
-            tf32: false,
-        }
-    }
-}
 
 /// The splits a run reads: it trains on `train`, decides on `val`, reports `test`.
-pub struct Data<'a, E> {
+pub struct Data<'a, E: ?Sized> {
     /// Training examples.
     pub train: &'a E,
     /// Validation examples, seen by the adaptive schedulers.
@@ -88,17 +39,15 @@ impl<'a, E> Data<'a, E> {
     }
 }
 
-/// Who the run is, for `run.json`.
-#[derive(Clone, Debug)]
-pub struct RunLabel {
-    /// The experiment, e.g. `cifar10`.
-    pub experiment: String,
-    /// The arm, e.g. `cosine`.
-    pub arm: String,
-    /// The resolved configuration to record.
-    pub config: serde_json::Value,
-    /// The git commit of the code, where known.
-    pub git_commit: Option<String>,
+/// A run to train: what it is, how its study means to analyse it, and where it is written.
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    /// Its specification, checked and resolved.
+    pub spec: &'a RunSpec,
+    /// Its study's analysis plan, recorded beside the specification.
+    pub analysis: &'a AnalysisPlan,
+    /// Its directory.
+    pub dir: &'a RunDir,
 }
 
 /// How a call to [`train`] ended.
@@ -107,7 +56,7 @@ pub struct Outcome {
     /// Where the run stands.
     pub status: Status,
     /// Epochs finished.
-    pub epochs_done: u64,
+    pub epochs_done: u32,
     /// Every epoch's row.
     pub epochs: Vec<EpochRow>,
 }
@@ -124,7 +73,7 @@ pub struct Score {
 }
 
 /// Scores `model` in evaluation mode on the first `n` examples (all when `None`), in order.
-pub fn evaluate<M: ModuleT, E: Examples>(
+pub fn evaluate<M: ModuleT + ?Sized, E: Examples + ?Sized>(
     model: &M,
     examples: &E,
     n: Option<usize>,
@@ -161,291 +110,341 @@ fn hits(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Options of a call to [`train`] that do not change its results.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Stop (status `running`, resumable) after this epoch: for tests of resume and for
     /// time-boxed jobs.
-    pub stop_after: Option<u64>,
+    pub stop_after: Option<u32>,
     /// How progress is shown.
     pub progress: Progress,
+    /// The git commit of the code, recorded where known.
+    pub git_commit: Option<String>,
 }
 
-/// Trains `model` on `data` as `config` says, writing `run`; continues from `run`'s last
-/// checkpoint when there is one, so that an interrupted run ends with the files of an
-/// uninterrupted one. `model` must be in its initial state (built from the run's seed): on
-/// resume its tensors are overwritten from the checkpoint.
-pub fn train<M: Network, E: Examples>(
+/// The candle type a model computes its products in for `precision`.
+pub fn compute_dtype(precision: Precision) -> DType {
+    match precision {
+        Precision::F32 => DType::F32,
+        Precision::Bf16 => DType::BF16,
+    }
+}
+
+/// Trains `model` on `data` as `run.spec` says, writing `run.dir`; continues from the
+/// directory's last checkpoint when it holds a partial run of the same specification, and
+/// returns a finished one as it stands. A directory holding a run of another specification is
+/// an error that names what differs. `model` must be in its initial state (built from the run's
+/// seed): on resume its tensors are overwritten from the checkpoint.
+pub fn train<M: Network + ?Sized, E: Examples + ?Sized>(
     model: &M,
     data: &Data<'_, E>,
-    config: &TrainConfig,
-    label: &RunLabel,
-    run: &RunDir,
+    run: Run<'_>,
     device: &Device,
-    options: Options,
+    options: &Options,
 ) -> Result<Outcome> {
-    check(config, data)?;
-    model.set_precision(config.dtype);
-    candle_core::cuda::set_gemm_reduced_precision_f32(config.tf32);
-    let mut scheduler =
-        config
-            .scheduler
-            .build(config.optimizer.lr)
-            .map_err(|e| TrainError::Config {
-                field: "scheduler",
-                message: e.to_string(),
-            })?;
-    let track = scheduler.needs().contains(Signal::GradDot);
-    let mut optimizer = Adam::new(
-        config.optimizer.clone(),
-        model.parameters().trainable(),
-        track,
-    )?;
-    let mut state = State {
-        epoch: 0,
-        step: 0,
-        best: None,
-        epochs: Vec::new(),
-        steps: Vec::new(),
-    };
-    let mut info = match run.info()? {
-        Some(info) if info.status == Status::Complete || info.status == Status::Diverged => {
-            let (epochs, _) = run.read_metrics(info.epochs_done)?;
-            return Ok(Outcome {
-                status: info.status,
-                epochs_done: info.epochs_done,
-                epochs,
+    let spec = run.spec;
+    spec.check()?;
+    check_data(spec, data)?;
+    let mut record = match run.dir.read_record()? {
+        Some(record) if record.fingerprint != spec.fingerprint() => {
+            return Err(TrainError::SpecChanged {
+                folder: run.dir.path().to_owned(),
+                differences: differences(&record.spec, spec),
             });
         }
-        Some(mut info) => {
-            if let Some((epoch, folder)) = run.latest_checkpoint()? {
-                model
-                    .parameters()
-                    .restore(&folder.join("weights.safetensors"))?;
-                let saved = read_json::<CheckpointState>(&folder.join("state.json"))?;
-                let moments =
-                    candle_core::safetensors::load(folder.join("optimizer.safetensors"), device)?;
-                optimizer.restore(moments, saved.step)?;
-                scheduler = saved.scheduler;
-                let (epochs, steps) = run.read_metrics(epoch)?;
-                state = State {
-                    epoch,
-                    step: saved.step,
-                    best: saved.best,
-                    epochs,
-                    steps,
-                };
-                info.resumed += 1;
-            }
-            info.status = Status::Running;
-            info.epochs_done = state.epoch;
-            info.message = None;
-            info.finished = None;
-            info
-        }
-        None => RunInfo {
-            experiment: label.experiment.clone(),
-            arm: label.arm.clone(),
-            seed: config.seed,
-            config: label.config.clone(),
-            device: device_name(device),
-            lrlab_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: label.git_commit.clone(),
-            status: Status::Running,
-            message: None,
-            epochs_done: 0,
-            started: now(),
-            finished: None,
-            resumed: 0,
-        },
+        Some(record) if record.status.is_outcome() => return finished(run, record),
+        Some(record) => record,
+        None => RunRecord::start(spec.clone(), run.analysis.clone(), device_name(device)),
     };
-    run.write_info(&info)?;
-    let result = epochs(
+    model.set_compute_dtype(compute_dtype(spec.train.dtype))?;
+    candle_core::cuda::set_gemm_reduced_precision_f32(spec.train.tf32);
+    let scheduler = spec.build_scheduler()?;
+    let optimizer = Adam::new(
+        spec.optimizer.clone(),
+        model.parameters().trainable(),
+        scheduler.needs().contains(Signal::GradDot),
+    )?;
+    let mut session = Session {
         model,
         data,
-        config,
-        run,
+        spec,
+        dir: run.dir,
         device,
         options,
-        &mut optimizer,
-        &mut scheduler,
-        &mut state,
-    );
-    let status = match &result {
-        Ok(status) => *status,
-        Err(_) => Status::Failed,
+        optimizer,
+        scheduler,
+        state: State::default(),
     };
-    info.status = status;
-    info.epochs_done = state.epoch;
-    info.message = match (&result, status) {
-        (Err(e), _) => Some(e.to_string()),
-        (_, Status::Diverged) => Some(format!("non-finite loss at step {}", state.step + 1)),
-        _ => None,
-    };
-    if status != Status::Running {
-        info.finished = Some(now());
+    if session.resume()? {
+        record.resumed += 1;
     }
-    run.write_info(&info)?;
+    record.analysis = run.analysis.clone();
+    record.device = device_name(device);
+    record.git_commit = options.git_commit.clone().or(record.git_commit);
+    record.epochs_done = session.state.epoch;
+    record.end(Status::Running, None);
+    run.dir.write_record(&record)?;
+    let result = session.epochs();
+    let (status, message) = match &result {
+        Ok(Status::Diverged) => (
+            Status::Diverged,
+            Some(format!(
+                "non-finite loss at step {}",
+                session.state.step + 1
+            )),
+        ),
+        Ok(status) => (*status, None),
+        Err(e) => (Status::Failed, Some(e.to_string())),
+    };
+    record.epochs_done = session.state.epoch;
+    record.end(status, message);
+    run.dir.write_record(&record)?;
     result?;
     Ok(Outcome {
         status,
-        epochs_done: state.epoch,
-        epochs: state.epochs,
+        epochs_done: session.state.epoch,
+        epochs: session.state.epochs,
     })
 }
 
+/// The outcome of a run that already reached one, its analysis plan brought up to date.
+fn finished(run: Run<'_>, mut record: RunRecord) -> Result<Outcome> {
+    if record.analysis != *run.analysis {
+        record.analysis = run.analysis.clone();
+        run.dir.write_record(&record)?;
+    }
+    let mut epochs = run.dir.read_epochs()?;
+    epochs.retain(|row| row.epoch <= record.epochs_done);
+    Ok(Outcome {
+        status: record.status,
+        epochs_done: record.epochs_done,
+        epochs,
+    })
+}
+
+/// Checks that the data are those the specification was resolved for.
+fn check_data<E: Examples + ?Sized>(spec: &RunSpec, data: &Data<'_, E>) -> Result<()> {
+    let sizes = spec.resolved.split_sizes;
+    let test = data.test.map_or(sizes.test, |t| t.len());
+    let given = (data.train.len(), data.val.len(), test);
+    if given != (sizes.train, sizes.val, sizes.test) {
+        return Err(TrainError::Config {
+            field: "data",
+            message: format!(
+                "the splits have {given:?} (train, val, test) examples, but the specification \
+                 was resolved for {:?}",
+                (sizes.train, sizes.val, sizes.test)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The counters and records of a run in progress.
+#[derive(Default)]
 struct State {
-    epoch: u64,
+    epoch: u32,
     step: u64,
-    best: Option<(f64, u64)>,
+    best: Option<(f64, u32)>,
     epochs: Vec<EpochRow>,
     steps: Vec<StepRow>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn epochs<M: Network, E: Examples>(
-    model: &M,
-    data: &Data<'_, E>,
-    config: &TrainConfig,
-    run: &RunDir,
-    device: &Device,
-    options: Options,
-    optimizer: &mut Adam,
-    scheduler: &mut AnyScheduler,
-    state: &mut State,
-) -> Result<Status> {
-    let train = data.train;
-    while state.epoch < config.epochs {
-        let epoch = state.epoch + 1;
-        let started = Instant::now();
-        let batches = epoch_batches(train.len(), config.batch_size, config.seed, epoch, true);
-        let mut bar = options.progress.epoch(epoch, config.epochs, batches.len());
-        let augment = config.augment.then_some(Augment {
-            seed: config.seed,
-            epoch,
+/// One call of [`train`]: the run, its model and data, and the optimizer and scheduler driving
+/// it.
+struct Session<'a, M: ?Sized, E: ?Sized> {
+    model: &'a M,
+    data: &'a Data<'a, E>,
+    spec: &'a RunSpec,
+    dir: &'a RunDir,
+    device: &'a Device,
+    options: &'a Options,
+    optimizer: Adam,
+    scheduler: AnyScheduler,
+    state: State,
+}
+
+impl<M: Network + ?Sized, E: Examples + ?Sized> Session<'_, M, E> {
+    /// Restores the last checkpoint, if there is one: weights, moments, scheduler, counters and
+    /// the rows up to its epoch (later rows were written after it; their epoch runs again).
+    fn resume(&mut self) -> Result<bool> {
+        let Some(checkpoint) = checkpoint::latest(self.dir)? else {
+            return Ok(false);
+        };
+        self.model.parameters().restore(&checkpoint.weights())?;
+        let saved = checkpoint.state()?;
+        let moments = candle_core::safetensors::load(checkpoint.optimizer(), self.device)?;
+        self.optimizer.restore(moments, saved.step)?;
+        self.scheduler = saved.scheduler;
+        let mut epochs = self.dir.read_epochs()?;
+        epochs.retain(|row| row.epoch <= saved.epoch);
+        let mut steps = self.dir.read_steps()?;
+        steps.retain(|row| row.epoch <= saved.epoch);
+        self.state = State {
+            epoch: saved.epoch,
+            step: saved.step,
+            best: saved.best,
+            epochs,
+            steps,
+        };
+        Ok(true)
+    }
+
+    /// Trains the remaining epochs: `complete` at the end, `diverged` at a non-finite loss,
+    /// `running` when stopped early as asked.
+    fn epochs(&mut self) -> Result<Status> {
+        let epochs = self.spec.train.epochs;
+        while self.state.epoch < epochs {
+            let epoch = self.state.epoch + 1;
+            let started = Instant::now();
+            let Some(trained) = self.train_epoch(epoch)? else {
+                return Ok(Status::Diverged);
+            };
+            self.finish_epoch(epoch, started, trained)?;
+            if self.options.stop_after == Some(epoch) && epoch < epochs {
+                return Ok(Status::Running);
+            }
+        }
+        Ok(Status::Complete)
+    }
+
+    /// The optimizer steps of `epoch`; `None` when a loss was not finite (the rows so far,
+    /// that step's included, are written).
+    fn train_epoch(&mut self, epoch: u32) -> Result<Option<Trained>> {
+        let plan = &self.spec.train;
+        let seed = self.spec.seed;
+        let batches = epoch_batches(
+            self.data.train.len(),
+            plan.batch_size,
+            seed,
+            u64::from(epoch),
+            true,
+        );
+        let mut bar = self
+            .options
+            .progress
+            .epoch(epoch, plan.epochs, batches.len());
+        let augment = plan.augment.then_some(Augment {
+            seed,
+            epoch: u64::from(epoch),
         });
-        let (mut loss_sum, mut lr) = (0.0, scheduler.lr());
-        let mut correct = Tensor::zeros((), DType::U32, device)?;
+        let started = Instant::now();
+        let (mut loss_sum, mut lr) = (0.0, self.scheduler.lr());
+        let mut correct = Tensor::zeros((), DType::U32, self.device)?;
         let mut new_steps = Vec::with_capacity(batches.len());
         for indices in &batches {
-            lr = scheduler.lr();
-            model.set_random_stream(state.step);
-            let batch = train.batch(indices, augment, device)?;
-            let logits = model.forward_t(&batch.inputs, true)?;
+            lr = self.scheduler.lr();
+            self.model.set_random_stream(self.state.step);
+            let batch = self.data.train.batch(indices, augment, self.device)?;
+            let logits = self.model.forward_t(&batch.inputs, true)?;
             let loss = cross_entropy(&logits, &batch.labels)?;
             let loss_value = f64::from(loss.to_scalar::<f32>()?);
             let mut row = StepRow {
-                step: state.step as i64 + 1,
-                epoch: epoch as i64,
+                step: self.state.step + 1,
+                epoch,
                 lr,
                 loss: loss_value,
                 grad_dot: None,
             };
             if !loss_value.is_finite() {
                 new_steps.push(row);
-                state.steps.extend(new_steps);
-                run.write_metrics(&state.epochs, &state.steps)?;
-                return Ok(Status::Diverged);
+                self.state.steps.extend(new_steps);
+                self.dir.write_rows(&self.state.epochs, &self.state.steps)?;
+                return Ok(None);
             }
             let grads = loss.backward()?;
             correct = (correct + hits(&logits, &batch.labels)?)?;
-            let grad_dot = optimizer.step(&grads, lr)?;
-            row.grad_dot = grad_dot;
+            row.grad_dot = self.optimizer.step(&grads, lr)?;
             new_steps.push(row);
-            state.step += 1;
+            self.state.step += 1;
             loss_sum += loss_value * indices.len() as f64;
-            scheduler.observe(&Observation::Step(StepEnd {
-                step: state.step,
-                epoch,
+            self.scheduler.observe(&Observation::Step(StepEnd {
+                step: self.state.step,
+                epoch: u64::from(epoch),
                 loss: Some(loss_value),
-                grad_dot,
+                grad_dot: row.grad_dot,
             }));
             bar.step(loss_value, lr);
         }
-        let train_seconds = started.elapsed().as_secs_f64();
         let seen = batches.iter().map(Vec::len).sum::<usize>() as f64;
-        let train_loss = loss_sum / seen;
-        let train_acc = f64::from(correct.to_scalar::<u32>()?) / seen;
-        let val = evaluate(model, data.val, None, config.eval_batch_size, device)?;
-        let test = data
+        Ok(Some(Trained {
+            lr,
+            train_loss: loss_sum / seen,
+            train_acc: f64::from(correct.to_scalar::<u32>()?) / seen,
+            examples_per_second: seen / started.elapsed().as_secs_f64(),
+            steps: new_steps,
+            progress: bar,
+        }))
+    }
+
+    /// Evaluates after `epoch`, tells the scheduler, and writes the rows, the best weights and
+    /// the checkpoint.
+    fn finish_epoch(&mut self, epoch: u32, started: Instant, trained: Trained) -> Result<()> {
+        let eval_batch = self.spec.train.eval_batch_size;
+        let val = evaluate(self.model, self.data.val, None, eval_batch, self.device)?;
+        let test = self
+            .data
             .test
-            .map(|t| evaluate(model, t, None, config.eval_batch_size, device))
+            .map(|t| evaluate(self.model, t, None, eval_batch, self.device))
             .transpose()?;
-        scheduler.observe(&Observation::Epoch(EpochEnd {
-            epoch,
-            step: state.step,
-            train_loss: Some(train_loss),
-            train_acc: Some(train_acc),
+        self.scheduler.observe(&Observation::Epoch(EpochEnd {
+            epoch: u64::from(epoch),
+            step: self.state.step,
+            train_loss: Some(trained.train_loss),
+            train_acc: Some(trained.train_acc),
             val_loss: Some(val.loss),
             val_acc: Some(val.accuracy),
         }));
         let row = EpochRow {
-            epoch: epoch as i64,
-            lr,
-            train_loss,
-            train_acc,
+            epoch,
+            lr: trained.lr,
+            train_loss: trained.train_loss,
+            train_acc: trained.train_acc,
             val_loss: val.loss,
             val_acc: val.accuracy,
             test_loss: test.map(|t| t.loss),
             test_acc: test.map(|t| t.accuracy),
             epoch_seconds: started.elapsed().as_secs_f64(),
-            images_or_sequences_per_second: seen / train_seconds,
+            examples_per_second: trained.examples_per_second,
         };
-        bar.finish(&row);
-        state.epochs.push(row);
-        state.steps.extend(new_steps);
-        state.epoch = epoch;
-        run.write_metrics(&state.epochs, &state.steps)?;
-        let weights = model.parameters().to_safetensors()?;
-        if config.keep_best && state.best.is_none_or(|(best, _)| val.accuracy > best) {
-            state.best = Some((val.accuracy, epoch));
-            run.write_best(&weights)?;
+        trained.progress.finish(&row);
+        self.state.epochs.push(row);
+        self.state.steps.extend(trained.steps);
+        self.state.epoch = epoch;
+        self.dir.write_rows(&self.state.epochs, &self.state.steps)?;
+        let weights = self.model.parameters().to_safetensors()?;
+        let better = self.state.best.is_none_or(|(best, _)| val.accuracy > best);
+        if self.spec.train.keep_best && better {
+            self.state.best = Some((val.accuracy, epoch));
+            checkpoint::write_best(self.dir, &weights)?;
         }
-        let moments = optimizer.state()?;
+        self.write_checkpoint(&weights)
+    }
+
+    fn write_checkpoint(&self, weights: &[u8]) -> Result<()> {
+        let moments = self.optimizer.state()?;
         let moments = safetensors::serialize(moments.iter().map(|(n, t)| (n.as_str(), t)), None)
             .map_err(|e| TrainError::Checkpoint {
                 message: e.to_string(),
             })?;
         let saved = CheckpointState {
-            epoch,
-            step: state.step,
-            scheduler: scheduler.clone(),
-            best: state.best,
+            epoch: self.state.epoch,
+            step: self.state.step,
+            scheduler: self.scheduler.clone(),
+            best: self.state.best,
         };
-        run.write_checkpoint(&saved, &weights, &moments)?;
-        if options.stop_after == Some(epoch) && epoch < config.epochs {
-            return Ok(Status::Running);
-        }
+        checkpoint::write(self.dir, &saved, weights, &moments)
     }
-    Ok(Status::Complete)
 }
 
-fn check<E: Examples>(config: &TrainConfig, data: &Data<'_, E>) -> Result<()> {
-    let fail = |field, message: &str| {
-        Err(TrainError::Config {
-            field,
-            message: message.into(),
-        })
-    };
-    if config.batch_size == 0 || config.eval_batch_size == 0 {
-        return fail("batch_size", "batch sizes must be at least 1");
-    }
-    if data.train.is_empty() || data.val.is_empty() {
-        return fail(
-            "data",
-            "the training and validation splits must not be empty",
-        );
-    }
-    Ok(())
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::file(path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::file(path, e))
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+/// What an epoch's training steps gave.
+struct Trained {
+    /// The rate of the last step.
+    lr: f64,
+    train_loss: f64,
+    train_acc: f64,
+    examples_per_second: f64,
+    steps: Vec<StepRow>,
+    progress: crate::progress::EpochProgress,
 }
 
 /// `cpu` or `cuda:N`.

@@ -2,7 +2,8 @@
 //! (`scripts/adam_reference.py`), and the hypergradient signal against its definition.
 
 use candle_core::{Device, Tensor, Var};
-use lrlab_trainer::{Adam, OptimizerConfig, OptimizerKind};
+use lrlab_runs::{OptimizerConfig, OptimizerKind};
+use lrlab_trainer::Adam;
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f32> {

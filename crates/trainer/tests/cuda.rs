@@ -4,57 +4,23 @@
 //! the CIFAR-10 sample (`scripts/gpu-check.sh` runs it so).
 #![cfg(feature = "cuda")]
 
+mod common;
+
 use candle_core::Device;
-use lrlab_datasets::{Hub, Limits, Source, SplitConfig, load_cifar10};
-use lrlab_models::{Precision, ResNet18, ResNetConfig};
-use lrlab_trainer::{
-    Data, EpochRow, Options, Progress, RunDir, RunLabel, Status, TrainConfig, train,
-};
+use common::{limits, plan, resnet_on, resnet_settings, spec, train_on};
+use lrlab_datasets::{Hub, Source, load_cifar10};
+use lrlab_runs::{EpochRow, Precision, RunDir, Status};
+use lrlab_trainer::Data;
 
 fn run_on(device: &Device, dtype: Precision) -> Vec<EpochRow> {
-    let split = SplitConfig {
-        limit: Limits {
-            train: Some(64),
-            val: Some(32),
-            test: Some(32),
-        },
-        ..SplitConfig::default()
-    };
-    let splits = load_cifar10(&Hub::from_env(), &Source::cifar10(), &split).unwrap();
-    let config = ResNetConfig {
-        width: 8,
-        num_classes: 10,
-    };
-    let model = ResNet18::new(config, 0, device).unwrap();
+    let splits = load_cifar10(&Hub::from_env(), &Source::cifar10(), &limits(64, 32)).unwrap();
     let scheduler = toml::from_str("kind = \"cosine\"\nt_max = 2").unwrap();
-    let config = TrainConfig {
-        epochs: 2,
-        batch_size: 16,
-        dtype,
-        ..TrainConfig::plan(scheduler)
-    };
-    let label = RunLabel {
-        experiment: "cuda".into(),
-        arm: "cosine".into(),
-        config: serde_json::Value::Null,
-        git_commit: None,
-    };
+    let mut spec = spec(&splits, resnet_settings(), scheduler, plan(2, 16));
+    spec.train.dtype = dtype;
     let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        stop_after: None,
-        progress: Progress::Quiet,
-    };
     let data = Data::from_splits(&splits, true);
-    let outcome = train(
-        &model,
-        &data,
-        &config,
-        &label,
-        &RunDir::new(dir.path()),
-        device,
-        options,
-    )
-    .unwrap();
+    let run = RunDir::new(dir.path());
+    let outcome = train_on(&resnet_on(device), &data, &spec, &run, device, None).unwrap();
     assert_eq!(outcome.status, Status::Complete);
     outcome.epochs
 }

@@ -1,109 +1,20 @@
 //! The loop end to end on the real samples of `../shared/hf-cache`: every scheduler kind on a
 //! narrow ResNet-18 and on MiniLM, the rates recorded against the scheduler crate, exact resume,
-//! divergence.
+//! divergence, and run directories or data that do not match the specification.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use candle_core::Device;
-use lrlab_datasets::{
-    Examples, Hub, Images, Limits, RepoRef, Source, SplitConfig, Splits, Tokens, load_cifar10,
-    load_imdb, text_encoder,
+use std::path::Path;
+
+use common::{
+    cifar, imdb, minilm, minilm_settings, plan, resnet, resnet_settings, spec, train_on,
+    train_quietly,
 };
-use lrlab_models::{BertClassifier, BertConfig, Network, ResNet18, ResNetConfig};
+use lrlab_datasets::Examples;
+use lrlab_models::Network;
+use lrlab_runs::{EpochRow, RunDir, RunSpec, Status, StepRow};
 use lrlab_schedulers::{EpochEnd, Observation, Scheduler, SchedulerConfig, StepEnd};
-use lrlab_trainer::{
-    Data, EpochRow, Options, Outcome, Progress, RunDir, RunLabel, Status, StepRow, TrainConfig,
-    train,
-};
-
-const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
-
-fn hub() -> Hub {
-    Hub::offline(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/hf-cache/hub"))
-}
-
-fn limits(train: usize, eval: usize) -> SplitConfig {
-    let limit = Limits {
-        train: Some(train),
-        val: Some(eval),
-        test: Some(eval),
-    };
-    SplitConfig {
-        limit,
-        ..SplitConfig::default()
-    }
-}
-
-fn cifar() -> Splits<Images> {
-    load_cifar10(&hub(), &Source::cifar10(), &limits(48, 32)).unwrap()
-}
-
-fn imdb() -> Splits<Tokens> {
-    let hub = hub();
-    let reviews = load_imdb(&hub, &Source::imdb(), &limits(16, 8)).unwrap();
-    let encoder = text_encoder(&hub, &RepoRef::model(MINILM), 32).unwrap();
-    Splits {
-        train: encoder.encode(&reviews.train).unwrap(),
-        val: encoder.encode(&reviews.val).unwrap(),
-        test: encoder.encode(&reviews.test).unwrap(),
-    }
-}
-
-fn resnet() -> ResNet18 {
-    ResNet18::new(
-        ResNetConfig {
-            width: 4,
-            num_classes: 10,
-        },
-        0,
-        &Device::Cpu,
-    )
-    .unwrap()
-}
-
-fn minilm() -> BertClassifier {
-    let hub = hub();
-    let repo = RepoRef::model(MINILM);
-    let config = BertConfig::from_file(&hub.file(&repo, "config.json").unwrap()).unwrap();
-    let weights = hub.file(&repo, "model.safetensors").unwrap();
-    BertClassifier::from_checkpoint(config, &[weights], 2, 0, &Device::Cpu)
-        .unwrap()
-        .0
-}
-
-fn config(scheduler: SchedulerConfig, epochs: u64, batch_size: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size,
-        keep_best: true,
-        ..TrainConfig::plan(scheduler)
-    }
-}
-
-fn label(arm: &str) -> RunLabel {
-    RunLabel {
-        experiment: "test".into(),
-        arm: arm.into(),
-        config: serde_json::Value::Null,
-        git_commit: None,
-    }
-}
-
-/// Trains `model` into `run` on the CPU without progress output, stopping after `stop_after`.
-fn train_quietly<E: Examples>(
-    model: &impl Network,
-    data: &Data<'_, E>,
-    config: &TrainConfig,
-    arm: &str,
-    run: &RunDir,
-    stop_after: Option<u64>,
-) -> Outcome {
-    let options = Options {
-        stop_after,
-        progress: Progress::Quiet,
-    };
-    train(model, data, config, &label(arm), run, &Device::Cpu, options).unwrap()
-}
+use lrlab_trainer::{Data, TrainError};
 
 fn every_kind() -> Vec<SchedulerConfig> {
     #[derive(serde::Deserialize)]
@@ -116,9 +27,9 @@ fn every_kind() -> Vec<SchedulerConfig> {
 
 /// Replays the recorded observations through a fresh scheduler: every recorded rate must be the
 /// scheduler crate's rate for that step.
-fn assert_rates_follow_the_scheduler(config: &TrainConfig, epochs: &[EpochRow], steps: &[StepRow]) {
-    let mut scheduler = config.scheduler.build(config.optimizer.lr).unwrap();
-    let kind = config.scheduler.kind();
+fn assert_rates_follow_the_scheduler(spec: &RunSpec, epochs: &[EpochRow], steps: &[StepRow]) {
+    let mut scheduler = spec.build_scheduler().unwrap();
+    let kind = spec.scheduler.kind();
     for row in epochs {
         let epoch_steps: Vec<&StepRow> = steps.iter().filter(|s| s.epoch == row.epoch).collect();
         assert!(
@@ -129,8 +40,8 @@ fn assert_rates_follow_the_scheduler(config: &TrainConfig, epochs: &[EpochRow], 
         for s in &epoch_steps {
             assert_eq!(s.lr, scheduler.lr(), "{kind}: step {}", s.step);
             scheduler.observe(&Observation::Step(StepEnd {
-                step: s.step as u64,
-                epoch: s.epoch as u64,
+                step: s.step,
+                epoch: u64::from(s.epoch),
                 loss: Some(s.loss),
                 grad_dot: s.grad_dot,
             }));
@@ -142,8 +53,8 @@ fn assert_rates_follow_the_scheduler(config: &TrainConfig, epochs: &[EpochRow], 
             row.epoch
         );
         scheduler.observe(&Observation::Epoch(EpochEnd {
-            epoch: row.epoch as u64,
-            step: epoch_steps.last().unwrap().step as u64,
+            epoch: u64::from(row.epoch),
+            step: epoch_steps.last().unwrap().step,
             train_loss: Some(row.train_loss),
             train_acc: Some(row.train_acc),
             val_loss: Some(row.val_loss),
@@ -152,24 +63,20 @@ fn assert_rates_follow_the_scheduler(config: &TrainConfig, epochs: &[EpochRow], 
     }
 }
 
-fn check_run<E: Examples>(
-    model: &impl Network,
-    data: &Data<'_, E>,
-    config: &TrainConfig,
-    dir: &Path,
-) {
-    let kind = config.scheduler.kind();
+fn check_run<E: Examples>(model: &impl Network, data: &Data<'_, E>, spec: &RunSpec, dir: &Path) {
+    let kind = spec.scheduler.kind();
     let run = RunDir::new(dir.join(kind));
-    let outcome = train_quietly(model, data, config, kind, &run, None);
+    let outcome = train_quietly(model, data, spec, &run, None);
     assert_eq!(outcome.status, Status::Complete, "{kind}");
-    let info = run.info().unwrap().unwrap();
+    let record = run.read_record().unwrap().unwrap();
     assert_eq!(
-        (info.status, info.epochs_done, info.arm.as_str()),
+        (record.status, record.epochs_done, record.spec.arm.as_str()),
         (Status::Complete, 2, kind)
     );
-    let (epochs, steps) = run.metrics().unwrap();
+    assert_eq!(&record.spec, spec);
+    let (epochs, steps) = (run.read_epochs().unwrap(), run.read_steps().unwrap());
     assert_eq!(epochs, outcome.epochs, "{kind}");
-    let per_epoch = data.train.len().div_ceil(config.batch_size);
+    let per_epoch = data.train.len().div_ceil(spec.train.batch_size);
     assert_eq!(
         epochs.iter().map(|r| r.epoch).collect::<Vec<_>>(),
         [1, 2],
@@ -187,7 +94,7 @@ fn check_run<E: Examples>(
             "{kind}: {row:?}"
         );
     }
-    assert_rates_follow_the_scheduler(config, &epochs, &steps);
+    assert_rates_follow_the_scheduler(spec, &epochs, &steps);
     for file in [
         "checkpoint/latest.json",
         "checkpoint/epoch-0002/weights.safetensors",
@@ -207,7 +114,8 @@ fn every_scheduler_kind_trains_a_narrow_resnet_and_records_its_rates() {
     let data = Data::from_splits(&splits, true);
     let dir = tempfile::tempdir().unwrap();
     for scheduler in every_kind() {
-        check_run(&resnet(), &data, &config(scheduler, 2, 16), dir.path());
+        let spec = spec(&splits, resnet_settings(), scheduler, plan(2, 16));
+        check_run(&resnet(), &data, &spec, dir.path());
     }
 }
 
@@ -217,7 +125,8 @@ fn every_scheduler_kind_fine_tunes_minilm_and_records_its_rates() {
     let data = Data::from_splits(&splits, true);
     let dir = tempfile::tempdir().unwrap();
     for scheduler in every_kind() {
-        check_run(&minilm(), &data, &config(scheduler, 2, 8), dir.path());
+        let spec = spec(&splits, minilm_settings(), scheduler, plan(2, 8));
+        check_run(&minilm(), &data, &spec, dir.path());
     }
 }
 
@@ -236,11 +145,9 @@ fn the_training_loss_falls() {
     let data = Data::from_splits(&splits, false);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
-    let config = TrainConfig {
-        augment: false,
-        ..config(constant(), 5, 16)
-    };
-    let outcome = train_quietly(&resnet(), &data, &config, "constant", &run, None);
+    let mut spec = spec(&splits, resnet_settings(), constant(), plan(5, 16));
+    spec.train.augment = false;
+    let outcome = train_quietly(&resnet(), &data, &spec, &run, None);
     let losses: Vec<f64> = outcome.epochs.iter().map(|r| r.train_loss).collect();
     assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
     assert!(losses[4] < 0.9 * losses[0], "{losses:?}");
@@ -248,10 +155,10 @@ fn the_training_loss_falls() {
 
 /// Every recorded value of a run but the wall times.
 fn timeless(run: &RunDir) -> (Vec<EpochRow>, Vec<StepRow>, Vec<u8>, Vec<u8>) {
-    let (mut epochs, steps) = run.metrics().unwrap();
+    let (mut epochs, steps) = (run.read_epochs().unwrap(), run.read_steps().unwrap());
     for row in &mut epochs {
         row.epoch_seconds = 0.0;
-        row.images_or_sequences_per_second = 0.0;
+        row.examples_per_second = 0.0;
     }
     let read = |file: &str| std::fs::read(run.path().join("checkpoint").join(file)).unwrap();
     (
@@ -265,26 +172,27 @@ fn timeless(run: &RunDir) -> (Vec<EpochRow>, Vec<StepRow>, Vec<u8>, Vec<u8>) {
 fn assert_resume_is_exact<E: Examples, M: Network>(
     new_model: impl Fn() -> M,
     data: &Data<'_, E>,
-    config: &TrainConfig,
+    spec: &RunSpec,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let whole = RunDir::new(dir.path().join("whole"));
-    train_quietly(&new_model(), data, config, "a", &whole, None);
+    train_quietly(&new_model(), data, spec, &whole, None);
 
     let parts = RunDir::new(dir.path().join("parts"));
-    let first = train_quietly(&new_model(), data, config, "a", &parts, Some(1));
+    let first = train_quietly(&new_model(), data, spec, &parts, Some(1));
     assert_eq!((first.status, first.epochs_done), (Status::Running, 1));
-    assert_eq!(parts.info().unwrap().unwrap().status, Status::Running);
-    let rest = train_quietly(&new_model(), data, config, "a", &parts, None);
+    let record = |run: &RunDir| run.read_record().unwrap().unwrap();
+    assert_eq!(record(&parts).status, Status::Running);
+    let rest = train_quietly(&new_model(), data, spec, &parts, None);
     assert_eq!((rest.status, rest.epochs_done), (Status::Complete, 3));
-    assert_eq!(parts.info().unwrap().unwrap().resumed, 1);
+    assert_eq!(record(&parts).resumed, 1);
     assert!(
         timeless(&parts) == timeless(&whole),
         "a resumed run differs from an uninterrupted one"
     );
 
     // A complete run is not trained again.
-    let again = train_quietly(&new_model(), data, config, "a", &parts, None);
+    let again = train_quietly(&new_model(), data, spec, &parts, None);
     assert_eq!((again.status, again.epochs.len()), (Status::Complete, 3));
 }
 
@@ -293,7 +201,8 @@ fn a_resumed_resnet_run_repeats_an_uninterrupted_one() {
     let splits = cifar();
     let data = Data::from_splits(&splits, true);
     let plateau = toml::from_str("kind = \"plateau\"\npatience = 0").unwrap();
-    assert_resume_is_exact(resnet, &data, &config(plateau, 3, 16));
+    let spec = spec(&splits, resnet_settings(), plateau, plan(3, 16));
+    assert_resume_is_exact(resnet, &data, &spec);
 }
 
 #[test]
@@ -301,7 +210,8 @@ fn a_resumed_minilm_run_repeats_an_uninterrupted_one() {
     let splits = imdb();
     let data = Data::from_splits(&splits, false);
     let hypergradient = toml::from_str("kind = \"hypergradient\"\nmax_lr = 0.01").unwrap();
-    assert_resume_is_exact(minilm, &data, &config(hypergradient, 3, 8));
+    let spec = spec(&splits, minilm_settings(), hypergradient, plan(3, 8));
+    assert_resume_is_exact(minilm, &data, &spec);
 }
 
 #[test]
@@ -310,19 +220,78 @@ fn a_diverging_run_ends_as_diverged_and_keeps_its_records() {
     let data = Data::from_splits(&splits, false);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
-    let mut config = config(constant(), 50, 16);
+    let mut spec = spec(&splits, resnet_settings(), constant(), plan(50, 16));
     // Batch norm makes the network indifferent to the scale of its weights, so only a rate
     // that overflows f32 within a step or two makes the loss non-finite.
-    config.optimizer.lr = 1e38;
-    let outcome = train_quietly(&resnet(), &data, &config, "boom", &run, None);
+    spec.optimizer.lr = 1e38;
+    let outcome = train_quietly(&resnet(), &data, &spec, &run, None);
     assert_eq!(outcome.status, Status::Diverged);
-    let info = run.info().unwrap().unwrap();
-    assert_eq!(info.status, Status::Diverged);
-    assert!(info.message.unwrap().contains("non-finite loss"));
-    let (epochs, steps) = run.metrics().unwrap();
-    assert_eq!(epochs.len() as u64, info.epochs_done);
+    let record = run.read_record().unwrap().unwrap();
+    assert_eq!(record.status, Status::Diverged);
+    assert!(record.message.unwrap().contains("non-finite loss"));
+    let (epochs, steps) = (run.read_epochs().unwrap(), run.read_steps().unwrap());
+    assert_eq!(epochs.len(), record.epochs_done as usize);
     assert!(!steps.last().unwrap().loss.is_finite());
     // A diverged run is not trained again.
-    let again = train_quietly(&resnet(), &data, &config, "boom", &run, None);
+    let again = train_quietly(&resnet(), &data, &spec, &run, None);
     assert_eq!(again.status, Status::Diverged);
+}
+
+#[test]
+fn a_run_directory_of_another_specification_is_refused_untouched() {
+    let splits = cifar();
+    let data = Data::from_splits(&splits, false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let first = spec(&splits, resnet_settings(), constant(), plan(2, 16));
+    train_quietly(&resnet(), &data, &first, &run, Some(1));
+    let written = std::fs::read(dir.path().join("steps.parquet")).unwrap();
+
+    let mut longer = first.clone();
+    longer.train.epochs = 3;
+    longer.optimizer.lr = 3e-4;
+    let err = train_on(
+        &resnet(),
+        &data,
+        &longer,
+        &run,
+        &candle_core::Device::Cpu,
+        None,
+    )
+    .unwrap_err();
+    let TrainError::SpecChanged { differences, .. } = &err else {
+        panic!("{err}");
+    };
+    let keys: Vec<&str> = differences.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["train.epochs", "optimizer.lr"]);
+    assert!(err.to_string().contains("train.epochs: 2 → 3"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("steps.parquet")).unwrap(),
+        written
+    );
+    let record = run.read_record().unwrap().unwrap();
+    assert_eq!((record.status, record.spec), (Status::Running, first));
+}
+
+#[test]
+fn data_other_than_the_specifications_are_refused() {
+    let splits = cifar();
+    let data = Data::from_splits(&splits, true);
+    let mut spec = spec(&splits, resnet_settings(), constant(), plan(1, 16));
+    spec.resolved.split_sizes.val += 1;
+    spec.data.limit_val = Some(spec.resolved.split_sizes.val);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let err = train_on(
+        &resnet(),
+        &data,
+        &spec,
+        &run,
+        &candle_core::Device::Cpu,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("resolved for (48, 33, 32)"), "{err}");
+    assert_eq!(run.read_record().unwrap(), None, "nothing is written");
 }

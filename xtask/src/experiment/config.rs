@@ -1,17 +1,20 @@
-//! Experiment files (`configs/<experiment>.toml`): typed and checked, with presets written as
-//! overlays of the file's own keys.
+//! Experiment files (`configs/<experiment>.toml`): typed and checked, with presets and the
+//! command's flags written as overlays of the file's own keys, so that every value — wherever it
+//! came from — is checked, and named, the same way.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow};
 use indexmap::IndexMap;
-use lrlab_models::Precision;
+use lrlab_runs::{
+    AnalysisPlan, DataSettings, ModelSettings, OptimizerConfig, TrainPlan, check_name,
+};
 use lrlab_schedulers::SchedulerConfig;
-use lrlab_trainer::OptimizerConfig;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// One experiment: a dataset and model, the training plan, and the arms compared.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One experiment: a task's data and model, the training plan, and the arms compared.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
     /// Its name, the folder of its runs.
@@ -20,15 +23,18 @@ pub struct Experiment {
     pub threshold: f64,
     /// The arms the others are compared with (for `analyze`).
     pub baselines: Vec<String>,
+    /// The seeds each arm is trained with: initial weights, data order, augmentation, dropout.
+    pub seeds: Vec<u64>,
     /// The data.
     pub data: DataSettings,
     /// The model.
     pub model: ModelSettings,
     /// The training plan shared by every arm.
-    pub train: TrainSettings,
+    pub train: TrainPlan,
     /// The optimizer shared by every arm.
     pub optimizer: OptimizerConfig,
-    /// The arms: a name and a schedule each, in the file's order.
+    /// The arms: a name and a schedule each, in the file's order. Lengths may be relative to
+    /// the run (`"epochs"`, `"30%"`).
     pub arms: IndexMap<String, SchedulerConfig>,
     /// The base learning rate of arms that do not start from `optimizer.lr` (a reference
     /// schedule published with its own rate).
@@ -36,113 +42,123 @@ pub struct Experiment {
     pub arm_lr: IndexMap<String, f64>,
 }
 
-/// Where the examples come from.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSettings {
-    /// Fraction of the training file held out for validation.
-    pub val_fraction: f64,
-    /// Seed of the validation split (the same for every run).
-    pub split_seed: u64,
-    /// Stratified caps of the splits.
-    #[serde(default)]
-    pub limit_train: Option<usize>,
-    /// See `limit_train`.
-    #[serde(default)]
-    pub limit_val: Option<usize>,
-    /// See `limit_train`.
-    #[serde(default)]
-    pub limit_test: Option<usize>,
-    /// Text: tokens per example.
-    #[serde(default)]
-    pub max_len: Option<usize>,
+/// Where an experiment's values came from: the file, the preset laid over it and the flags laid
+/// over both; errors name it with the key.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// The experiment file.
+    pub path: PathBuf,
+    /// The preset applied.
+    pub preset: String,
+    /// The flags that set keys, as typed.
+    pub flags: Vec<String>,
 }
 
-/// The model of the experiment.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModelSettings {
-    /// CIFAR ResNet-18.
-    Resnet18 {
-        /// Channels of the first stage (64: the published network).
-        width: usize,
-    },
-    /// A BERT-family classifier.
-    Bert {
-        /// The Hub repository of the checkpoint, its config and tokenizer.
-        checkpoint: String,
-    },
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (preset `{}`", self.path.display(), self.preset)?;
+        if !self.flags.is_empty() {
+            write!(f, "; {}", self.flags.join(" "))?;
+        }
+        f.write_str(")")
+    }
 }
 
-/// The training plan.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    /// Epochs per run.
-    pub epochs: u64,
-    /// Examples per optimizer step.
-    pub batch_size: usize,
-    /// Examples per forward pass in evaluation.
-    pub eval_batch_size: usize,
-    /// The seeds each arm is trained with.
-    pub seeds: Vec<u64>,
-    /// Augment training images.
-    pub augment: bool,
-    /// Keep the best epoch's weights.
-    pub keep_best: bool,
-    /// The compute precision: `f32`, or `bf16` products over `f32` parameters.
-    #[serde(default)]
-    pub dtype: Precision,
-    /// TF32 tensor cores for `f32` products on a CUDA GPU.
-    #[serde(default)]
+impl Origin {
+    /// An error about `key` of the experiment.
+    pub fn error(&self, key: &str, message: impl fmt::Display) -> anyhow::Error {
+        anyhow!("{self}: key `{key}`: {message}")
+    }
+}
+
+/// Values the command's flags set, laid over the file and its preset.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `train.epochs`.
+    pub epochs: Option<u32>,
+    /// `seeds`.
+    pub seeds: Option<Vec<u64>>,
+    /// `train.dtype`.
+    pub dtype: Option<lrlab_runs::Precision>,
+    /// `train.tf32 = true`.
     pub tf32: bool,
 }
 
+impl Overrides {
+    /// The overlay of the file's keys, and the flags as typed.
+    fn overlay(&self) -> (toml::Table, Vec<String>) {
+        let (mut root, mut train, mut flags) = (toml::Table::new(), toml::Table::new(), Vec::new());
+        if let Some(epochs) = self.epochs {
+            train.insert("epochs".into(), i64::from(epochs).into());
+            flags.push(format!("--epochs {epochs}"));
+        }
+        if let Some(dtype) = self.dtype {
+            train.insert("dtype".into(), dtype.name().into());
+            flags.push(format!("--dtype {dtype}"));
+        }
+        if self.tf32 {
+            train.insert("tf32".into(), true.into());
+            flags.push("--tf32".into());
+        }
+        if let Some(seeds) = &self.seeds {
+            let list: Vec<toml::Value> = seeds
+                .iter()
+                .map(|&s| i64::try_from(s).map_or_else(|_| s.to_string().into(), Into::into))
+                .collect();
+            root.insert("seeds".into(), list.into());
+            let text: Vec<String> = seeds.iter().map(u64::to_string).collect();
+            flags.push(format!("--seeds {}", text.join(",")));
+        }
+        if !train.is_empty() {
+            root.insert("train".into(), train.into());
+        }
+        (root, flags)
+    }
+}
+
 impl Experiment {
-    /// Reads `path` with the overlay `[presets.<preset>]` applied.
-    pub fn read(path: &Path, preset: &str) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut root: toml::Table =
-            toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+    /// Reads `path` with `[presets.<preset>]` and then `overrides` laid over it, and checks the
+    /// experiment's own keys; errors name the file, the preset, the flags and the key.
+    pub fn read(path: &Path, preset: &str, overrides: &Overrides) -> Result<(Self, Origin)> {
+        let (overlay, flags) = overrides.overlay();
+        let origin = Origin {
+            path: path.to_owned(),
+            preset: preset.to_owned(),
+            flags,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("cannot read the experiment file {}: {e}", path.display()))?;
+        let mut root: toml::Table = toml::from_str(&text)
+            .map_err(|e| anyhow!("{}: not valid TOML: {e}", path.display()))?;
         let presets = match root.remove("presets") {
             Some(toml::Value::Table(presets)) => presets,
-            Some(_) => bail!("{}: `presets` must be a table of tables", path.display()),
+            Some(_) => return Err(origin.error("presets", "must be a table of tables")),
             None => toml::Table::new(),
         };
         match presets.get(preset) {
-            Some(toml::Value::Table(overlay)) => overlay_into(&mut root, overlay.clone()),
-            Some(_) => bail!("{}: `presets.{preset}` must be a table", path.display()),
+            Some(toml::Value::Table(table)) => overlay_into(&mut root, table.clone()),
+            Some(_) => return Err(origin.error(&format!("presets.{preset}"), "must be a table")),
             None => {
                 let known: Vec<&str> = presets.keys().map(String::as_str).collect();
-                bail!(
+                return Err(anyhow!(
                     "{}: no preset `{preset}` (the file has: {})",
                     path.display(),
                     known.join(", ")
-                )
+                ));
             }
         }
-        let experiment: Self =
-            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
-                let key = e.path().to_string();
-                anyhow::anyhow!(
-                    "{}{}: key `{key}`: {}",
-                    path.display(),
-                    preset_note(preset),
-                    e.inner()
-                )
-            })?;
-        experiment.check(path)?;
-        Ok(experiment)
+        overlay_into(&mut root, overlay);
+        let experiment: Self = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|e| origin.error(&e.path().to_string(), e.inner()))?;
+        experiment.check(&origin)?;
+        Ok((experiment, origin))
     }
 
-    fn check(&self, path: &Path) -> Result<()> {
-        let fail = |key: &str, message: String| {
-            Err(anyhow::anyhow!(
-                "{}: key `{key}`: {message}",
-                path.display()
-            ))
-        };
+    /// Checks the keys that concern the experiment as a whole; those of a run are checked with
+    /// its specification.
+    fn check(&self, origin: &Origin) -> Result<()> {
+        let fail = |key: &str, message: String| Err(origin.error(key, message));
+        check_name("experiment", &self.experiment).map_err(|e| origin.error(&e.key, e.message))?;
         if self.arms.is_empty() {
             return fail(
                 "arms",
@@ -150,28 +166,14 @@ impl Experiment {
             );
         }
         for name in self.arms.keys() {
-            let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                return fail(
-                    &format!("arms.{name}"),
-                    "an arm's name is a folder name: letters, digits, `-`, `_`".into(),
-                );
-            }
+            let key = format!("arms.{name}");
+            check_name(&key, name).map_err(|e| origin.error(&e.key, e.message))?;
         }
-        for (arm, lr) in &self.arm_lr {
+        for arm in self.arm_lr.keys() {
             if !self.arms.contains_key(arm) {
                 return fail(
                     &format!("arm_lr.{arm}"),
                     format!("`{arm}` is not an arm of the file"),
-                );
-            }
-            if !(lr.is_finite() && *lr > 0.0) {
-                return fail(
-                    &format!("arm_lr.{arm}"),
-                    format!("{lr} must be a positive rate"),
                 );
             }
         }
@@ -183,8 +185,8 @@ impl Experiment {
                 );
             }
         }
-        if self.train.seeds.is_empty() {
-            return fail("train.seeds", "at least one seed".into());
+        if self.seeds.is_empty() {
+            return fail("seeds", "at least one seed".into());
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return fail(
@@ -194,21 +196,39 @@ impl Experiment {
         }
         Ok(())
     }
-}
 
-impl Experiment {
+    /// Keeps only `arms` (each must be an arm of the file).
+    pub fn retain_arms(&mut self, arms: &[String], origin: &Origin) -> Result<()> {
+        if let Some(unknown) = arms.iter().find(|arm| !self.arms.contains_key(*arm)) {
+            let known: Vec<&str> = self.arms.keys().map(String::as_str).collect();
+            return Err(anyhow!(
+                "--arms: no arm `{unknown}` in {} (it has: {})",
+                origin.path.display(),
+                known.join(", ")
+            ));
+        }
+        self.arms.retain(|name, _| arms.contains(name));
+        self.arm_lr.retain(|name, _| arms.contains(name));
+        self.baselines.retain(|name| arms.contains(name));
+        Ok(())
+    }
+
     /// The optimizer of `arm`: the shared one, at the arm's own base rate if it has one.
-    pub fn optimizer_of(&self, arm: &str) -> lrlab_trainer::OptimizerConfig {
+    pub fn optimizer_of(&self, arm: &str) -> OptimizerConfig {
         let mut optimizer = self.optimizer.clone();
         if let Some(lr) = self.arm_lr.get(arm) {
             optimizer.lr = *lr;
         }
         optimizer
     }
-}
 
-fn preset_note(preset: &str) -> String {
-    format!(" (with preset `{preset}`)")
+    /// How the experiment asks to be analysed.
+    pub fn analysis(&self) -> AnalysisPlan {
+        AnalysisPlan {
+            threshold: self.threshold,
+            baselines: self.baselines.clone(),
+        }
+    }
 }
 
 /// Lays `overlay` over `base`: tables merge key by key, any other value replaces.

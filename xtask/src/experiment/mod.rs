@@ -1,59 +1,35 @@
 //! `cargo xtask experiment cifar10|imdb`: every arm × every seed of an experiment, one run after
-//! the other, all else held equal; complete runs are skipped, partial ones resumed, and
-//! `--shard I/N` splits the protocol between processes that share the output folder.
+//! the other, all else held equal. Every run is specified, resolved and checked before the first
+//! trains; a run directory is skipped or resumed only when it holds a run of the same
+//! specification, and `--shard I/N` splits the protocol between processes sharing the folder.
 
 mod config;
 mod lock;
+mod plan;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use candle_core::Device;
-use lrlab_datasets::{
-    Examples, Hub, Limits, RepoRef, Source, SplitConfig, Splits, load_cifar10, load_imdb,
-    text_encoder,
-};
-use lrlab_models::{BertClassifier, BertConfig, Network, Precision, ResNet18, ResNetConfig};
-use lrlab_trainer::{
-    Data, DeviceChoice, Options, Outcome, Progress, RunDir, RunLabel, Status, TrainConfig, train,
-};
+use lrlab_datasets::Hub;
+use lrlab_runs::{AnalysisPlan, HubCommit, Precision, Resolved, Status};
+use lrlab_trainer::{Options, Outcome, Progress, Run, train};
 
-use crate::data::Dataset;
+use crate::device::DeviceArg;
+use crate::tasks::{Loaded, Task};
 pub use config::Experiment;
-use config::ModelSettings;
+use config::Overrides;
 use lock::RunLock;
-
-/// Which device to train on.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum DeviceArg {
-    /// A CUDA GPU when the build has one, else the CPU.
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU (a build with `--features cuda`).
-    Cuda,
-}
-
-impl DeviceArg {
-    /// The candle device.
-    pub fn device(self) -> Result<Device> {
-        let choice = match self {
-            DeviceArg::Auto => DeviceChoice::Auto,
-            DeviceArg::Cpu => DeviceChoice::Cpu,
-            DeviceArg::Cuda => DeviceChoice::Cuda,
-        };
-        Ok(choice.device()?)
-    }
-}
+use plan::Planned;
 
 /// Arguments of `cargo xtask experiment`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The experiment.
+    /// The task whose experiment to run.
     #[arg(value_enum)]
-    dataset: Dataset,
-    /// The experiment file (default `configs/<experiment>.toml`).
+    task: Task,
+    /// The experiment file (default `configs/<task>.toml`).
     #[arg(long)]
     config: Option<PathBuf>,
     /// The preset of the file to apply (`full`: the published plan; `smoke`: minutes on a CPU).
@@ -62,21 +38,26 @@ pub struct Args {
     /// Only these arms (comma-separated names of the file's `[arms.*]`).
     #[arg(long, value_delimiter = ',')]
     arms: Option<Vec<String>>,
-    /// Only these seeds (comma-separated).
+    /// Only these seeds (comma-separated), instead of the file's `seeds`.
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
-    /// Epochs per run, instead of the file's.
+    /// Epochs per run, instead of the file's `train.epochs`.
     #[arg(long)]
-    epochs: Option<u64>,
+    epochs: Option<u32>,
     /// The compute precision (`f32` | `bf16`), instead of the file's `train.dtype`.
     #[arg(long)]
     dtype: Option<Precision>,
     /// TF32 tensor cores for `f32` products on a CUDA GPU (sets the file's `train.tf32`).
     #[arg(long)]
     tf32: bool,
-    /// The folder of the runs: `<out>/<experiment>/<arm>/seed-<k>/`.
-    #[arg(long, default_value = "runs")]
-    out: PathBuf,
+    /// The folder of the runs, `<out>/<experiment>/<arm>/seed-<k>/`; default `runs` for the
+    /// `full` preset and `runs-<preset>` for the others.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Delete the runs in the folder that were trained under other settings, and train them
+    /// again (without it, such runs stop the command before anything trains).
+    #[arg(long)]
+    discard_changed: bool,
     /// The device.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
@@ -98,229 +79,186 @@ fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-/// One run of the protocol.
-struct Planned {
-    arm: String,
-    seed: u64,
-}
-
-/// The runs of the protocol, arm by arm and seed by seed, or those of shard `(i, n)`: every
-/// n-th starting with the i-th, so that n shards partition the protocol.
-fn plan_runs(arms: &[String], seeds: &[u64], shard: Option<(usize, usize)>) -> Vec<Planned> {
-    arms.iter()
-        .flat_map(|arm| {
-            seeds.iter().map(|&seed| Planned {
-                arm: arm.clone(),
-                seed,
-            })
-        })
-        .enumerate()
-        .filter(|(i, _)| shard.is_none_or(|(shard, of)| i % of == shard))
-        .map(|(_, planned)| planned)
-        .collect()
+impl Args {
+    /// The folder of the runs.
+    fn out(&self) -> PathBuf {
+        match (&self.out, self.preset.as_str()) {
+            (Some(out), _) => out.clone(),
+            (None, "full") => PathBuf::from("runs"),
+            (None, preset) => PathBuf::from(format!("runs-{preset}")),
+        }
+    }
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
-    let name = match args.dataset {
-        Dataset::Cifar10 => "cifar10",
-        Dataset::Imdb => "imdb",
-    };
+    let started = Instant::now();
+    let task = args.task;
     let path = args
         .config
         .clone()
-        .unwrap_or_else(|| config::default_path(name));
-    let mut experiment = Experiment::read(&path, &args.preset)?;
-    if let Some(epochs) = args.epochs {
-        experiment.train.epochs = epochs;
-    }
-    if let Some(seeds) = &args.seeds {
-        experiment.train.seeds = seeds.clone();
-    }
-    if let Some(dtype) = args.dtype {
-        experiment.train.dtype = dtype;
-    }
-    experiment.train.tf32 |= args.tf32;
+        .unwrap_or_else(|| config::default_path(task.name()));
+    let overrides = Overrides {
+        epochs: args.epochs,
+        seeds: args.seeds.clone(),
+        dtype: args.dtype,
+        tf32: args.tf32,
+    };
+    let (mut experiment, origin) = Experiment::read(&path, &args.preset, &overrides)?;
     if let Some(arms) = &args.arms {
-        for arm in arms {
-            if !experiment.arms.contains_key(arm) {
-                let known: Vec<&str> = experiment.arms.keys().map(String::as_str).collect();
-                bail!(
-                    "--arms: no arm `{arm}` in {} (it has: {})",
-                    path.display(),
-                    known.join(", ")
-                );
-            }
-        }
-        experiment.arms.retain(|name, _| arms.contains(name));
-        experiment.arm_lr.retain(|name, _| arms.contains(name));
-        experiment.baselines.retain(|name| arms.contains(name));
+        experiment.retain_arms(arms, &origin)?;
     }
+    task.check_model(&experiment.model)
+        .map_err(|e| origin.error("model.kind", e))?;
+    experiment.data = task
+        .settle_data(experiment.data)
+        .map_err(|e| origin.error("data.max_len", e))?;
     let device = args.device.device()?;
-    let arms: Vec<String> = experiment.arms.keys().cloned().collect();
-    let plan = plan_runs(&arms, &experiment.train.seeds, args.shard);
+    let hub = Hub::from_env();
+    let checkpoint = Task::checkpoint(&experiment.model);
+    let loaded = task.load(&hub, &experiment.data, checkpoint.as_ref())?;
+    let resolved = Resolved {
+        dataset: loaded.dataset.clone(),
+        checkpoint: checkpoint.map(|repo| HubCommit {
+            commit: hub.commit(&repo),
+            repo: repo.id,
+        }),
+        classes: task.classes(),
+        split_sizes: loaded.sizes(),
+        steps_per_epoch: loaded
+            .sizes()
+            .train
+            .div_ceil(experiment.train.batch_size.max(1)) as u64,
+    };
+    let specs = plan::specify(&experiment, &origin, &resolved)?;
+    let out = args.out();
+    let planned = plan::place(specs, &out, args.shard);
+    settle_conflicts(
+        &planned,
+        &out.join(&experiment.experiment),
+        args.discard_changed,
+    )?;
     eprintln!(
-        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs, {}, on {:?}",
+        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs of {} steps, {}, on \
+         {:?}, into {} (checked in {:.1} s)",
         experiment.experiment,
-        plan.len(),
+        planned.len(),
         experiment.arms.len(),
-        experiment.train.seeds.len(),
+        experiment.seeds.len(),
         args.preset,
         experiment.train.epochs,
+        resolved.steps_per_epoch,
         experiment.train.dtype,
-        device.location()
+        device.location(),
+        out.display(),
+        started.elapsed().as_secs_f64()
     );
-    let hub = Hub::from_env();
     let protocol = Protocol {
-        experiment: &experiment,
-        plan: &plan,
-        root: args.out.join(&experiment.experiment),
+        task,
+        hub: &hub,
+        loaded: &loaded,
+        analysis: experiment.analysis(),
         device: &device,
+        threshold: experiment.threshold,
         started: Instant::now(),
     };
-    let finished = match args.dataset {
-        Dataset::Cifar10 => {
-            let ModelSettings::Resnet18 { width } = experiment.model else {
-                bail!(
-                    "{}: cifar10 needs `model.kind = \"resnet18\"`",
-                    path.display()
-                );
-            };
-            let splits = load_cifar10(&hub, &Source::cifar10(), &split_config(&experiment))?;
-            let config = ResNetConfig {
-                width,
-                num_classes: 10,
-            };
-            protocol.run(&splits, |seed| Ok(ResNet18::new(config, seed, &device)?))?
-        }
-        Dataset::Imdb => {
-            let ModelSettings::Bert { checkpoint } = &experiment.model else {
-                bail!("{}: imdb needs `model.kind = \"bert\"`", path.display());
-            };
-            let repo = RepoRef::model(checkpoint);
-            let reviews = load_imdb(&hub, &Source::imdb(), &split_config(&experiment))?;
-            let max_len = experiment.data.max_len.unwrap_or(128);
-            let encoder = text_encoder(&hub, &repo, max_len)?;
-            let splits = Splits {
-                train: encoder.encode(&reviews.train)?,
-                val: encoder.encode(&reviews.val)?,
-                test: encoder.encode(&reviews.test)?,
-            };
-            let config = hub.file(&repo, "config.json")?;
-            let weights = hub.file(&repo, "model.safetensors")?;
-            protocol.run(&splits, |seed| {
-                let bert = BertConfig::from_file(&config)?;
-                let (model, _) =
-                    BertClassifier::from_checkpoint(bert, &[&weights], 2, seed, &device)?;
-                Ok(model)
-            })?
-        }
-    };
-    print_table(&experiment, &finished);
+    let finished = protocol.run(&planned)?;
+    print_table(&finished, experiment.threshold);
     Ok(())
 }
 
-fn split_config(experiment: &Experiment) -> SplitConfig {
-    let data = &experiment.data;
-    SplitConfig {
-        val_fraction: data.val_fraction,
-        seed: data.split_seed,
-        limit: Limits {
-            train: data.limit_train,
-            val: data.limit_val,
-            test: data.limit_test,
-        },
+/// Stops the command when run directories of the plan hold runs of other specifications, or
+/// with `discard` deletes them, saying which.
+fn settle_conflicts(planned: &[Planned], root: &Path, discard: bool) -> Result<()> {
+    let conflicts = plan::conflicts(planned);
+    if conflicts.is_empty() {
+        return Ok(());
     }
+    if !discard {
+        return Err(plan::conflict_error(&conflicts, root));
+    }
+    for conflict in &conflicts {
+        let lock = RunLock::take(conflict.dir.path())?;
+        conflict.dir.discard()?;
+        drop(lock);
+        eprintln!(
+            "discarded {} (trained under other settings)",
+            conflict.dir.path().display()
+        );
+    }
+    Ok(())
 }
 
-/// The protocol's runs and where they go, whatever the data and model.
+/// The protocol's runs and what they share.
 struct Protocol<'a> {
-    experiment: &'a Experiment,
-    plan: &'a [Planned],
-    /// `<out>/<experiment>`.
-    root: PathBuf,
+    task: Task,
+    hub: &'a Hub,
+    loaded: &'a Loaded,
+    analysis: AnalysisPlan,
     device: &'a Device,
+    threshold: f64,
     started: Instant,
 }
 
+/// A finished call of one run.
+struct Finished {
+    arm: String,
+    seed: u64,
+    outcome: Outcome,
+}
+
 impl Protocol<'_> {
-    /// Trains the planned runs one after the other, each from `model(seed)`; returns each
-    /// run's arm, seed and outcome.
-    fn run<E: Examples, M: Network>(
-        &self,
-        splits: &Splits<E>,
-        model: impl Fn(u64) -> Result<M>,
-    ) -> Result<Vec<(String, u64, Outcome)>> {
-        let Protocol {
-            experiment,
-            plan,
-            root,
-            device,
-            started,
-        } = self;
+    /// Trains the planned runs one after the other; returns each one's outcome.
+    fn run(&self, planned: &[Planned]) -> Result<Vec<Finished>> {
+        let data = self.loaded.data(true);
+        let options = Options {
+            stop_after: None,
+            progress: Progress::Auto,
+            git_commit: git_commit(),
+        };
         let mut finished = Vec::new();
-        let data = Data::from_splits(splits, true);
-        for (index, planned) in plan.iter().enumerate() {
-            let folder = root
-                .join(&planned.arm)
-                .join(format!("seed-{}", planned.seed));
-            let run = RunDir::new(&folder);
-            let eta = match index {
-                0 => String::new(),
-                _ => {
-                    let per_run = started.elapsed().as_secs_f64() / index as f64;
-                    format!(", ETA {:.0} s", per_run * (plan.len() - index) as f64)
-                }
-            };
+        for (index, run) in planned.iter().enumerate() {
+            let spec = &run.spec;
             eprintln!(
-                "[run {}/{}{eta}] {} seed {}",
+                "[run {}/{}{}] {} seed {}",
                 index + 1,
-                plan.len(),
-                planned.arm,
-                planned.seed
+                planned.len(),
+                self.eta(index, planned.len()),
+                spec.arm,
+                spec.seed
             );
-            let lock = RunLock::take(&folder)?;
-            let scheduler = experiment.arms[&planned.arm].clone();
-            let config = TrainConfig {
-                epochs: experiment.train.epochs,
-                batch_size: experiment.train.batch_size,
-                eval_batch_size: experiment.train.eval_batch_size,
-                seed: planned.seed,
-                augment: experiment.train.augment,
-                keep_best: experiment.train.keep_best,
-                optimizer: experiment.optimizer_of(&planned.arm),
-                scheduler,
-                dtype: experiment.train.dtype,
-                tf32: experiment.train.tf32,
+            let lock = RunLock::take(run.dir.path())?;
+            let model = self
+                .task
+                .network(self.hub, &spec.model, spec.seed, self.device)?;
+            let job = Run {
+                spec,
+                analysis: &self.analysis,
+                dir: &run.dir,
             };
-            let label = RunLabel {
-                experiment: experiment.experiment.clone(),
-                arm: planned.arm.clone(),
-                config: serde_json::json!({ "experiment": experiment, "train": config }),
-                git_commit: git_commit(),
-            };
-            let options = Options {
-                stop_after: None,
-                progress: Progress::Auto,
-            };
-            let outcome = train(
-                &model(planned.seed)?,
-                &data,
-                &config,
-                &label,
-                &run,
-                device,
-                options,
-            )
-            .with_context(|| format!("run {}", folder.display()))?;
+            let outcome = train(&*model, &data, job, self.device, &options)
+                .with_context(|| format!("run {}", run.dir.path().display()))?;
             drop(lock);
-            println!(
-                "{}",
-                run_line(&planned.arm, planned.seed, &outcome, experiment.threshold)
-            );
-            finished.push((planned.arm.clone(), planned.seed, outcome));
+            let done = Finished {
+                arm: spec.arm.clone(),
+                seed: spec.seed,
+                outcome,
+            };
+            println!("{}", run_line(&done, self.threshold));
+            finished.push(done);
         }
         Ok(finished)
+    }
+
+    /// `, ETA N s` from the mean time of the runs so far.
+    fn eta(&self, index: usize, total: usize) -> String {
+        match index {
+            0 => String::new(),
+            _ => {
+                let per_run = self.started.elapsed().as_secs_f64() / index as f64;
+                format!(", ETA {:.0} s", per_run * (total - index) as f64)
+            }
+        }
     }
 }
 
@@ -329,13 +267,13 @@ struct RunSummary {
     /// The best validation accuracy, formatted.
     best_val_acc: String,
     /// Its epoch.
-    best_epoch: Option<i64>,
+    best_epoch: Option<u32>,
     /// The last epoch's test accuracy, formatted.
     final_test_acc: String,
     /// The first epoch reaching the threshold.
-    reached: Option<i64>,
-    /// The run's status, as run.json writes it.
-    status: &'static str,
+    reached: Option<u32>,
+    /// The run's status.
+    status: Status,
 }
 
 impl RunSummary {
@@ -353,22 +291,19 @@ impl RunSummary {
                 .iter()
                 .find(|r| r.val_acc >= threshold)
                 .map(|r| r.epoch),
-            status: match outcome.status {
-                Status::Running => "running",
-                Status::Complete => "complete",
-                Status::Diverged => "diverged",
-                Status::Failed => "failed",
-            },
+            status: outcome.status,
         }
     }
 }
 
-fn run_line(arm: &str, seed: u64, outcome: &Outcome, threshold: f64) -> String {
-    let s = RunSummary::of(outcome, threshold);
+fn run_line(done: &Finished, threshold: f64) -> String {
+    let s = RunSummary::of(&done.outcome, threshold);
     format!(
-        "{arm} seed {seed}: {}, {} epochs, best val acc {}{}, final test acc {}, epochs to {threshold}: {}",
+        "{} seed {}: {}, {} epochs, best val acc {}{}, final test acc {}, epochs to {threshold}: {}",
+        done.arm,
+        done.seed,
         s.status,
-        outcome.epochs_done,
+        done.outcome.epochs_done,
         s.best_val_acc,
         s.best_epoch
             .map_or(String::new(), |e| format!(" (epoch {e})")),
@@ -377,25 +312,33 @@ fn run_line(arm: &str, seed: u64, outcome: &Outcome, threshold: f64) -> String {
     )
 }
 
-fn print_table(experiment: &Experiment, finished: &[(String, u64, Outcome)]) {
+fn print_table(finished: &[Finished], threshold: f64) {
     println!();
     println!(
         "{:<16} {:>4} {:>12} {:>14} {:>10} {:>9}",
         "arm", "seed", "best val acc", "final test acc", "epochs→thr", "status"
     );
-    for (arm, seed, outcome) in finished {
-        let s = RunSummary::of(outcome, experiment.threshold);
+    for done in finished {
+        let s = RunSummary::of(&done.outcome, threshold);
         let reached = s.reached.map_or("-".into(), |e| e.to_string());
         println!(
-            "{arm:<16} {seed:>4} {:>12} {:>14} {reached:>10} {:>9}",
-            s.best_val_acc, s.final_test_acc, s.status
+            "{:<16} {:>4} {:>12} {:>14} {reached:>10} {:>9}",
+            done.arm,
+            done.seed,
+            s.best_val_acc,
+            s.final_test_acc,
+            s.status.name()
         );
     }
 }
 
-/// The commit of the working tree, where git knows it.
+/// The commit of the code this binary was built from, where git knows it (not in a binary
+/// moved to another machine).
 fn git_commit() -> Option<String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
     let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workspace)
         .args(["rev-parse", "HEAD"])
         .output()
         .ok()?;
@@ -408,28 +351,6 @@ fn git_commit() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shards_partition_the_protocol() {
-        let arms: Vec<String> = ["constant", "cosine", "plateau"].map(String::from).to_vec();
-        let seeds = [0, 1, 2];
-        let key = |p: &Planned| (p.arm.clone(), p.seed);
-        let whole: Vec<_> = plan_runs(&arms, &seeds, None).iter().map(key).collect();
-        assert_eq!(whole.len(), 9);
-        let mut parts: Vec<_> = (0..4)
-            .flat_map(|i| {
-                plan_runs(&arms, &seeds, Some((i, 4)))
-                    .iter()
-                    .map(key)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        parts.sort();
-        let mut sorted = whole.clone();
-        sorted.sort();
-        assert_eq!(parts, sorted);
-        assert_eq!(plan_runs(&arms, &seeds, Some((3, 4))).len(), 2);
-    }
 
     #[test]
     fn shard_arguments_are_checked() {

@@ -14,11 +14,13 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use candle_nn::loss::cross_entropy;
 use indexmap::IndexMap;
-use lrlab_models::{BertClassifier, BertConfig, Network, Precision, ResNet18, ResNetConfig};
-use lrlab_trainer::{Adam, OptimizerConfig};
+use lrlab_models::{BertConfig, Network};
+use lrlab_runs::{OptimizerConfig, Precision};
+use lrlab_trainer::{Adam, compute_dtype};
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::DeviceArg;
+use crate::device::DeviceArg;
+use crate::tasks::{Architecture, Task};
 use load::LoadMonitor;
 use pytorch::PyTorch;
 
@@ -90,6 +92,28 @@ enum ModelSpec {
         num_labels: usize,
         config: serde_json::Value,
     },
+}
+
+impl ModelSpec {
+    /// The task whose network this is, its architecture, and the classes the file gives it.
+    fn network(&self) -> Result<(Task, Architecture, usize)> {
+        Ok(match self {
+            ModelSpec::Resnet18 { width, num_classes } => (
+                Task::Cifar10,
+                Architecture::Resnet18 { width: *width },
+                *num_classes,
+            ),
+            ModelSpec::Bert { num_labels, config } => {
+                let config: BertConfig = serde_json::from_value(config.clone())
+                    .context("workloads.json: a BERT config")?;
+                (
+                    Task::Imdb,
+                    Architecture::Bert(Box::new(config)),
+                    *num_labels,
+                )
+            }
+        })
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -308,7 +332,7 @@ fn lrlab_step<'a>(
         WorkloadSpec::Matmul { matmul } => {
             let n = *matmul;
             let draw = || -> Result<Tensor> {
-                Ok(Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(precision.dtype())?)
+                Ok(Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(compute_dtype(precision))?)
             };
             let (a, b) = (draw()?, draw()?);
             return Ok(Box::new(move || {
@@ -323,39 +347,33 @@ fn lrlab_step<'a>(
             train,
         } => (model, *batch, *max_len, *train),
     };
-    let model_spec = spec
+    let (task, architecture, _) = spec
         .models
         .get(model)
-        .with_context(|| format!("workloads.json: no model `{model}`"))?;
-    match model_spec.clone() {
-        ModelSpec::Resnet18 { width, num_classes } => {
-            let config = ResNetConfig { width, num_classes };
-            let model = ResNet18::new(config, 0, device)?;
-            let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
-            model_step(model, images, num_classes, train, precision)
-        }
-        ModelSpec::Bert { num_labels, config } => {
-            let config: BertConfig =
-                serde_json::from_value(config).context("workloads.json: a BERT config")?;
-            let model = BertClassifier::new(config, num_labels, 0, device)?;
+        .with_context(|| format!("workloads.json: no model `{model}`"))?
+        .network()?;
+    let network = task.fresh_network(&architecture, 0, device)?;
+    let inputs = match architecture {
+        Architecture::Resnet18 { .. } => Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?,
+        Architecture::Bert(_) => {
             let ids: Vec<u32> = (0..batch * max_len)
                 .map(|i| 1000 + (i as u32).wrapping_mul(7919) % 28000)
                 .collect();
-            let ids = Tensor::from_vec(ids, (batch, max_len), device)?;
-            model_step(model, ids, num_labels, train, precision)
+            Tensor::from_vec(ids, (batch, max_len), device)?
         }
-    }
+    };
+    model_step(network, inputs, task.classes(), train, precision)
 }
 
 /// A training step (forward, cross-entropy, backward, Adam) or an inference pass of `model`.
-fn model_step<'a, M: Network + 'a>(
-    model: M,
+fn model_step<'a>(
+    model: Box<dyn Network>,
     inputs: Tensor,
     classes: usize,
     train: bool,
     precision: Precision,
 ) -> Result<Box<dyn FnMut() -> Result<()> + 'a>> {
-    model.set_precision(precision);
+    model.set_compute_dtype(compute_dtype(precision))?;
     let batch = inputs.dim(0)?;
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
     let labels = Tensor::new(labels, inputs.device())?;
@@ -438,10 +456,14 @@ mod tests {
                 assert!(spec.models.contains_key(model), "{name}: {model}");
             }
         }
-        for model in spec.models.values() {
-            if let ModelSpec::Bert { config, .. } = model {
-                serde_json::from_value::<BertConfig>(config.clone()).unwrap();
-            }
+        for (name, model) in &spec.models {
+            let (task, _, classes) = model.network().unwrap();
+            assert_eq!(
+                classes,
+                task.classes(),
+                "{name}: the classes of {}",
+                task.name()
+            );
         }
     }
 

@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use lrlab_models::Precision;
+use lrlab_runs::Precision;
 use serde::Deserialize;
 
 /// The script, relative to the repository root.

@@ -1,12 +1,14 @@
-//! Synthetic studies written in the run-directory format of DESIGN.md (`run.json` +
-//! `epochs.parquet`, as the trainer writes them), for tests and the benchmark.
+//! Synthetic studies written as the trainer writes them, through `lrlab-runs` (`run.json` with
+//! the run's specification, `epochs.parquet`), for tests and the benchmark.
 
 #![allow(dead_code)]
 
-use std::fs;
 use std::path::Path;
 
-use polars::prelude::*;
+use lrlab_runs::{
+    AnalysisPlan, DataSettings, EpochRow, HubCommit, ModelSettings, OptimizerConfig, Resolved,
+    RunDir, RunRecord, RunSpec, SplitSizes, Status, TrainPlan,
+};
 use serde_json::json;
 
 /// The shape of a synthetic study.
@@ -23,89 +25,100 @@ pub struct Study<'a> {
     pub threshold: f64,
 }
 
-/// Who a synthetic run is and what its `run.json` records.
-pub struct RunSpec<'a> {
+/// Who a synthetic run is, how far it got and how its study means to analyse it.
+pub struct Synthetic<'a> {
     pub experiment: &'a str,
     pub arm: &'a str,
     pub seed: u64,
-    pub status: &'a str,
+    /// The epochs its specification plans.
+    pub planned: u32,
+    pub status: Status,
     pub baselines: &'a [&'a str],
     pub threshold: f64,
 }
 
-/// Writes one run: its `run.json` and an `epochs.parquet` of `curves`.
-pub fn write_run(root: &Path, spec: &RunSpec, curves: &[Row]) {
-    let RunSpec {
-        experiment,
-        arm,
+/// The specification of a synthetic run: a narrow CIFAR-10 ResNet-18 planned for `epochs`
+/// epochs, every arm a constant schedule at the published rate.
+pub fn spec(experiment: &str, arm: &str, seed: u64, epochs: u32) -> RunSpec {
+    RunSpec {
+        experiment: experiment.into(),
+        arm: arm.into(),
         seed,
-        status,
-        baselines,
-        threshold,
-    } = *spec;
-    let folder = root.join(experiment).join(arm).join(format!("seed-{seed}"));
-    fs::create_dir_all(&folder).unwrap();
-    let info = json!({
-        "experiment": experiment,
-        "arm": arm,
-        "seed": seed,
-        "config": {
-            "experiment": {"experiment": experiment, "threshold": threshold, "baselines": baselines},
-            "train": {"epochs": curves.len()}
+        data: DataSettings {
+            revision: "main".into(),
+            val_fraction: 0.1,
+            split_seed: 0,
+            limit_train: None,
+            limit_val: None,
+            limit_test: None,
+            max_len: None,
         },
-        "device": "Cpu",
-        "lrlab_version": "0.1.0",
-        "git_commit": null,
-        "status": status,
-        "message": null,
-        "epochs_done": curves.len(),
-        "started": "2026-11-29T00:00:00Z",
-        "finished": null,
-        "resumed": 0
-    });
-    fs::write(
-        folder.join("run.json"),
-        serde_json::to_string_pretty(&info).unwrap(),
-    )
-    .unwrap();
-    if curves.is_empty() {
-        return;
+        model: ModelSettings::Resnet18 { width: 8 },
+        train: TrainPlan {
+            epochs,
+            ..TrainPlan::plan()
+        },
+        optimizer: OptimizerConfig::plan(),
+        scheduler: serde_json::from_value(json!({ "kind": "constant" })).unwrap(),
+        resolved: Resolved {
+            dataset: HubCommit {
+                repo: "uoft-cs/cifar10".into(),
+                commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            },
+            checkpoint: None,
+            classes: 10,
+            split_sizes: SplitSizes {
+                train: 45_000,
+                val: 5_000,
+                test: 10_000,
+            },
+            steps_per_epoch: 1407,
+        },
+        lrlab_version: "0.1.0".into(),
     }
-    let f = |get: fn(&Row) -> f64| curves.iter().map(get).collect::<Vec<f64>>();
-    let mut frame = DataFrame::new_infer_height(vec![
-        Column::new(
-            "epoch".into(),
-            (1..=curves.len() as i64).collect::<Vec<_>>(),
-        ),
-        Column::new("lr".into(), f(|r| r.lr)),
-        Column::new("train_loss".into(), f(|r| r.train_loss)),
-        Column::new("train_acc".into(), f(|r| r.train_acc)),
-        Column::new("val_loss".into(), f(|r| r.val_loss)),
-        Column::new("val_acc".into(), f(|r| r.val_acc)),
-        Column::new(
-            "test_loss".into(),
-            curves
-                .iter()
-                .map(|r| Some(r.val_loss + 0.01))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "test_acc".into(),
-            curves.iter().map(|r| Some(r.test_acc)).collect::<Vec<_>>(),
-        ),
-        Column::new("epoch_seconds".into(), vec![1.0; curves.len()]),
-        Column::new(
-            "images_or_sequences_per_second".into(),
-            vec![100.0; curves.len()],
-        ),
-    ])
-    .unwrap();
-    // Uncompressed, as lrlab's trainer writes it.
-    let file = fs::File::create(folder.join("epochs.parquet")).unwrap();
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Uncompressed)
-        .finish(&mut frame)
-        .unwrap();
+}
+
+/// Writes one run: its `run.json` and the `epochs.parquet` of `curves`.
+pub fn write_run(root: &Path, run: &Synthetic, curves: &[Row]) -> RunDir {
+    write_spec(
+        root,
+        run,
+        spec(run.experiment, run.arm, run.seed, run.planned),
+        curves,
+    )
+}
+
+/// Writes one run of specification `spec`.
+pub fn write_spec(root: &Path, run: &Synthetic, spec: RunSpec, curves: &[Row]) -> RunDir {
+    let dir = RunDir::in_layout(root, run.experiment, run.arm, run.seed);
+    let analysis = AnalysisPlan {
+        threshold: run.threshold,
+        baselines: run.baselines.iter().map(|b| b.to_string()).collect(),
+    };
+    let mut record = RunRecord::start(spec, analysis, "cpu".into());
+    record.epochs_done = curves.len() as u32;
+    record.end(run.status, None);
+    dir.write_record(&record).unwrap();
+    if !curves.is_empty() {
+        let rows: Vec<EpochRow> = curves
+            .iter()
+            .enumerate()
+            .map(|(i, r)| EpochRow {
+                epoch: i as u32 + 1,
+                lr: r.lr,
+                train_loss: r.train_loss,
+                train_acc: r.train_acc,
+                val_loss: r.val_loss,
+                val_acc: r.val_acc,
+                test_loss: Some(r.val_loss + 0.01),
+                test_acc: Some(r.test_acc),
+                epoch_seconds: 1.0,
+                examples_per_second: 100.0,
+            })
+            .collect();
+        dir.write_rows(&rows, &[]).unwrap();
+    }
+    dir
 }
 
 /// One epoch of a synthetic run.
@@ -164,15 +177,16 @@ pub fn write_study(root: &Path, study: &Study) {
                     (x * 100 + i) as u64,
                     seed,
                 );
-                let spec = RunSpec {
+                let run = Synthetic {
                     experiment,
                     arm,
                     seed,
-                    status: "complete",
+                    planned: study.epochs,
+                    status: Status::Complete,
                     baselines,
                     threshold: study.threshold,
                 };
-                write_run(root, &spec, &rows);
+                write_run(root, &run, &rows);
             }
         }
     }
