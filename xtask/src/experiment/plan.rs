@@ -128,33 +128,29 @@ fn changed(record: &RunRecord, spec: &RunSpec) -> Option<Why> {
 }
 
 /// The error that stops a protocol whose folder holds runs of other specifications: every
-/// such run with what differs, and the two ways out.
+/// such run with what differs (runs that differ alike on one line), and the two ways out.
 pub fn conflict_error(conflicts: &[Conflict], root: &Path) -> anyhow::Error {
-    const SHOWN: usize = 6;
-    let mut text = format!(
-        "{} run(s) in {} were trained under other settings, so they can neither be skipped nor \
-         resumed; nothing was trained:",
-        conflicts.len(),
-        root.display()
-    );
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for conflict in conflicts {
         let name = conflict
             .dir
             .path()
             .strip_prefix(root)
             .unwrap_or(conflict.dir.path());
-        text.push_str(&format!("\n  {}: ", name.display()));
-        match &conflict.why {
-            Why::Changed(found) => {
-                let listed: Vec<String> =
-                    found.iter().take(SHOWN).map(ToString::to_string).collect();
-                text.push_str(&listed.join("; "));
-                if found.len() > SHOWN {
-                    text.push_str(&format!("; and {} more", found.len() - SHOWN));
-                }
-            }
-            Why::Unreadable(message) => text.push_str(message),
+        let why = conflict.why.to_string();
+        match groups.iter_mut().find(|(said, _)| *said == why) {
+            Some((_, names)) => names.push(name.display().to_string()),
+            None => groups.push((why, vec![name.display().to_string()])),
         }
+    }
+    let mut text = format!(
+        "{} run(s) in {} were trained under other settings, so they can neither be skipped nor \
+         resumed; nothing was trained:",
+        conflicts.len(),
+        root.display()
+    );
+    for (why, names) in groups {
+        text.push_str(&format!("\n  {}: {why}", names.join(", ")));
     }
     text.push_str(
         "\nEither write the runs elsewhere (--out DIR), or discard these runs and train them \
@@ -163,6 +159,23 @@ pub fn conflict_error(conflicts: &[Conflict], root: &Path) -> anyhow::Error {
     anyhow!(text)
 }
 
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 6;
+        match self {
+            Why::Changed(found) => {
+                let listed: Vec<String> =
+                    found.iter().take(SHOWN).map(ToString::to_string).collect();
+                f.write_str(&listed.join("; "))?;
+                if found.len() > SHOWN {
+                    write!(f, "; and {} more", found.len() - SHOWN)?;
+                }
+                Ok(())
+            }
+            Why::Unreadable(message) => f.write_str(message),
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
