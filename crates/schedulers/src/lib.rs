@@ -98,6 +98,32 @@ macro_rules! serde_defaults {
     };
 }
 
+/// Implements the crate's `Lengths` for a schedule's configuration: `clock`, a function of the
+/// configuration, gives the clock its lengths count, and each field listed is a [`Length`]
+/// resolved against the run's span, at least its minimum (`t_max >= 1`, `patience >= 0`).
+macro_rules! lengths {
+    ($config:ty, clock = $clock:expr, [$($field:ident >= $min:literal),* $(,)?]) => {
+        impl $crate::length::Lengths for $config {
+            fn clock(&self) -> $crate::observation::Interval {
+                let clock: fn(&$config) -> $crate::observation::Interval = $clock;
+                clock(self)
+            }
+
+            fn resolve(
+                &self,
+                span: $crate::length::Span,
+            ) -> Result<Self, $crate::error::ConfigError> {
+                let clock = $crate::length::Lengths::clock(self);
+                let _ = (span, clock); // a configuration without lengths reads neither
+                Ok(Self {
+                    $($field: self.$field.resolve(stringify!($field), span, clock, $min)?,)*
+                    ..self.clone()
+                })
+            }
+        }
+    };
+}
+
 mod error;
 mod float;
 mod length;

@@ -1,7 +1,7 @@
 //! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
 
 use crate::error::{ConfigError, in_range};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Lengths};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -57,21 +57,11 @@ pub struct ConstantLr {
     ticks: u64,
 }
 
-impl Lengths for ConstantConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        let total_iters = self
-            .total_iters
-            .resolve("total_iters", span, self.clock(), 0)?;
-        Ok(ConstantConfig {
-            total_iters,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    ConstantConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [total_iters >= 0]
+);
 
 impl ConstantLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

@@ -2,7 +2,7 @@
 //! (`CosineAnnealingWarmRestarts`).
 
 use crate::error::{ConfigError, at_least_one, non_negative};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Lengths};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -43,18 +43,11 @@ pub struct CosineAnnealing {
     ticks: u64,
 }
 
-impl Lengths for CosineConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(CosineConfig {
-            t_max: self.t_max.resolve("t_max", span, self.clock(), 1)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    CosineConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [t_max >= 1]
+);
 
 impl CosineAnnealing {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -124,18 +117,11 @@ pub struct CosineWarmRestartsConfig {
     pub interval: Option<Interval>,
 }
 
-impl Lengths for CosineWarmRestartsConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(CosineWarmRestartsConfig {
-            t_0: self.t_0.resolve("t_0", span, self.clock(), 1)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    CosineWarmRestartsConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [t_0 >= 1]
+);
 
 /// Cosine annealing with warm restarts; see [`CosineWarmRestartsConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, at_least_one, ensure, lr_bounds, non_negative, positive};
 use crate::float::Float;
-use crate::length::{Length, Lengths, Span};
+use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for, watched};
@@ -99,21 +99,11 @@ pub struct GreedyConfig {
     pub interval: Option<Interval>,
 }
 
-impl Lengths for GreedyConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(self.monitor.interval())
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        let clock = self.clock();
-        Ok(GreedyConfig {
-            patience: self.patience.resolve("patience", span, clock, 0)?,
-            cooldown: self.cooldown.resolve("cooldown", span, clock, 0)?,
-            warmup: self.warmup.resolve("warmup", span, clock, 0)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    GreedyConfig,
+    clock = |c| c.interval.unwrap_or(c.monitor.interval()),
+    [patience >= 0, cooldown >= 0, warmup >= 0]
+);
 
 /// GreedyLR; see [`GreedyConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,6 @@
 //! Hypergradient descent on the learning rate (Baydin et al., ICLR 2018).
 
 use crate::error::{ConfigError, lr_bounds, non_negative, only_clock, positive};
-use crate::length::{Lengths, Span};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -43,15 +42,7 @@ pub struct HypergradientConfig {
     pub interval: Option<Interval>,
 }
 
-impl Lengths for HypergradientConfig {
-    fn clock(&self) -> Interval {
-        Interval::Step
-    }
-
-    fn resolve(&self, _: Span) -> Result<Self, ConfigError> {
-        Ok(self.clone())
-    }
-}
+lengths!(HypergradientConfig, clock = |_| Interval::Step, []);
 
 /// Hypergradient descent; see [`HypergradientConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

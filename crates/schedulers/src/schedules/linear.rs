@@ -1,7 +1,7 @@
 //! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
 
 use crate::error::{ConfigError, in_range, non_negative};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Lengths};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -48,20 +48,11 @@ pub struct LinearLr {
     ticks: u64,
 }
 
-impl Lengths for LinearConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(LinearConfig {
-            total_iters: self
-                .total_iters
-                .resolve("total_iters", span, self.clock(), 0)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    LinearConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [total_iters >= 0]
+);
 
 impl LinearLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -129,20 +120,11 @@ pub struct PolynomialLr {
     ticks: u64,
 }
 
-impl Lengths for PolynomialConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(PolynomialConfig {
-            total_iters: self
-                .total_iters
-                .resolve("total_iters", span, self.clock(), 0)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    PolynomialConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [total_iters >= 0]
+);
 
 impl PolynomialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

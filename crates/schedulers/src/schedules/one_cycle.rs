@@ -1,7 +1,7 @@
 //! The one-cycle policy (PyTorch's `OneCycleLR`, Smith & Topin 2017).
 
 use crate::error::{ConfigError, at_least_one, ensure, in_range, positive};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Lengths};
 use crate::observation::Interval;
 use crate::scheduler::{Clock, Ticking};
 use serde::{Deserialize, Serialize};
@@ -98,20 +98,11 @@ pub struct OneCycle {
     ticks: u64,
 }
 
-impl Lengths for OneCycleConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Step)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(OneCycleConfig {
-            total_steps: self
-                .total_steps
-                .resolve("total_steps", span, self.clock(), 1)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    OneCycleConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Step),
+    [total_steps >= 1]
+);
 
 impl OneCycle {
     /// Builds the schedule; the optimizer's base learning rate plays no part.

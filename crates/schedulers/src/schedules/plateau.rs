@@ -2,7 +2,7 @@
 
 use crate::error::{ConfigError, ensure, non_negative};
 use crate::float::Float;
-use crate::length::{Length, Lengths, Span};
+use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{
@@ -107,20 +107,11 @@ pub(crate) fn monitor_interval(
     Ok(interval)
 }
 
-impl Lengths for PlateauConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(self.monitor.interval())
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        let clock = self.clock();
-        Ok(PlateauConfig {
-            patience: self.patience.resolve("patience", span, clock, 0)?,
-            cooldown: self.cooldown.resolve("cooldown", span, clock, 0)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    PlateauConfig,
+    clock = |c| c.interval.unwrap_or(c.monitor.interval()),
+    [patience >= 0, cooldown >= 0]
+);
 
 /// Reduce on plateau; see [`PlateauConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -42,18 +42,11 @@ pub struct StepLr {
     ticks: u64,
 }
 
-impl Lengths for StepConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(StepConfig {
-            step_size: self.step_size.resolve("step_size", span, self.clock(), 1)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(
+    StepConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    [step_size >= 1]
+);
 
 impl StepLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -232,15 +225,11 @@ pub struct ExponentialLr {
     clock: Clock,
 }
 
-impl Lengths for ExponentialConfig {
-    fn clock(&self) -> Interval {
-        self.interval.unwrap_or(Interval::Epoch)
-    }
-
-    fn resolve(&self, _: Span) -> Result<Self, ConfigError> {
-        Ok(self.clone())
-    }
-}
+lengths!(
+    ExponentialConfig,
+    clock = |c| c.interval.unwrap_or(Interval::Epoch),
+    []
+);
 
 impl ExponentialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

@@ -1,7 +1,7 @@
 //! lrlab's own adaptive schedule: steer the rate by the validation trend and the train–val gap.
 
 use crate::error::{ConfigError, ensure, in_range, lr_bounds, non_negative, only_clock, positive};
-use crate::length::{Length, Lengths, Span};
+use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -145,20 +145,7 @@ impl Default for TrendGapConfig {
     }
 }
 
-impl Lengths for TrendGapConfig {
-    fn clock(&self) -> Interval {
-        Interval::Epoch
-    }
-
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
-        Ok(TrendGapConfig {
-            cooldown: self
-                .cooldown
-                .resolve("cooldown", span, Interval::Epoch, 0)?,
-            ..self.clone()
-        })
-    }
-}
+lengths!(TrendGapConfig, clock = |_| Interval::Epoch, [cooldown >= 0]);
 
 /// The losses of the last epoch that was not a spike.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
