@@ -155,11 +155,15 @@ impl Task {
         device: &Device,
     ) -> Result<Box<dyn Network>> {
         self.check_model(model)?;
-        match (model, Task::checkpoint(model)) {
-            (ModelSettings::Resnet18 { width }, _) => {
+        match model {
+            ModelSettings::Resnet18 { width } => {
                 self.fresh_network(&Architecture::Resnet18 { width: *width }, seed, device)
             }
-            (_, Some(repo)) => {
+            ModelSettings::Bert {
+                checkpoint,
+                revision,
+            } => {
+                let repo = RepoRef::model(checkpoint).at(revision);
                 let config = BertConfig::from_file(&hub.file(&repo, "config.json")?)?;
                 let weights = hub.file(&repo, "model.safetensors")?;
                 let (model, _) = BertClassifier::from_checkpoint(
@@ -171,7 +175,6 @@ impl Task {
                 )?;
                 Ok(Box::new(model))
             }
-            (ModelSettings::Bert { .. }, None) => unreachable!("a BERT has a checkpoint"),
         }
     }
 

@@ -155,25 +155,7 @@ pub fn train<M: Network + ?Sized, E: Examples + ?Sized>(
         Some(record) => record,
         None => RunRecord::start(spec.clone(), run.analysis.clone(), device_name(device)),
     };
-    model.set_compute_dtype(compute_dtype(spec.train.dtype))?;
-    candle_core::cuda::set_gemm_reduced_precision_f32(spec.train.tf32);
-    let scheduler = spec.build_scheduler()?;
-    let optimizer = Adam::new(
-        spec.optimizer.clone(),
-        model.parameters().trainable(),
-        scheduler.needs().contains(Signal::GradDot),
-    )?;
-    let mut session = Session {
-        model,
-        data,
-        spec,
-        dir: run.dir,
-        device,
-        options,
-        optimizer,
-        scheduler,
-        state: State::default(),
-    };
+    let mut session = Session::new(model, data, run, device, options)?;
     if session.resume()? {
         record.resumed += 1;
     }
@@ -184,26 +166,7 @@ pub fn train<M: Network + ?Sized, E: Examples + ?Sized>(
     record.end(Status::Running, None);
     run.dir.write_record(&record)?;
     let result = session.epochs();
-    let (status, message) = match &result {
-        Ok(Status::Diverged) => (
-            Status::Diverged,
-            Some(format!(
-                "non-finite loss at step {}",
-                session.state.step + 1
-            )),
-        ),
-        Ok(status) => (*status, None),
-        Err(e) => (Status::Failed, Some(e.to_string())),
-    };
-    record.epochs_done = session.state.epoch;
-    record.end(status, message);
-    run.dir.write_record(&record)?;
-    result?;
-    Ok(Outcome {
-        status,
-        epochs_done: session.state.epoch,
-        epochs: session.state.epochs,
-    })
+    session.close(record, result)
 }
 
 /// The outcome of a run that already reached one, its analysis plan brought up to date.
@@ -263,7 +226,59 @@ struct Session<'a, M: ?Sized, E: ?Sized> {
     state: State,
 }
 
-impl<M: Network + ?Sized, E: Examples + ?Sized> Session<'_, M, E> {
+impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
+    /// A session of `run` from its first epoch: the model set to the run's precision, a fresh
+    /// optimizer and schedule.
+    fn new(
+        model: &'a M,
+        data: &'a Data<'a, E>,
+        run: Run<'a>,
+        device: &'a Device,
+        options: &'a Options,
+    ) -> Result<Self> {
+        let spec = run.spec;
+        model.set_compute_dtype(compute_dtype(spec.train.dtype))?;
+        candle_core::cuda::set_gemm_reduced_precision_f32(spec.train.tf32);
+        let scheduler = spec.build_scheduler()?;
+        let optimizer = Adam::new(
+            spec.optimizer.clone(),
+            model.parameters().trainable(),
+            scheduler.needs().contains(Signal::GradDot),
+        )?;
+        Ok(Session {
+            model,
+            data,
+            spec,
+            dir: run.dir,
+            device,
+            options,
+            optimizer,
+            scheduler,
+            state: State::default(),
+        })
+    }
+
+    /// Records how the epochs ended in `record` and returns the outcome (or their error).
+    fn close(self, mut record: RunRecord, result: Result<Status>) -> Result<Outcome> {
+        let (status, message) = match &result {
+            Ok(Status::Diverged) => (
+                Status::Diverged,
+                Some(format!("non-finite loss at step {}", self.state.step + 1)),
+            ),
+            Ok(status) => (*status, None),
+            Err(e) => (Status::Failed, Some(e.to_string())),
+        };
+        record.epochs_done = self.state.epoch;
+        record.end(status, message);
+        self.dir.write_record(&record)?;
+        result?;
+        Ok(Outcome {
+            status,
+            epochs_done: self.state.epoch,
+            epochs: self.state.epochs,
+        })
+    }
+
     /// Restores the last checkpoint, if there is one: weights, moments, scheduler, counters and
     /// the rows up to its epoch (later rows were written after it; their epoch runs again).
     fn resume(&mut self) -> Result<bool> {
@@ -332,38 +347,17 @@ impl<M: Network + ?Sized, E: Examples + ?Sized> Session<'_, M, E> {
         let mut correct = Tensor::zeros((), DType::U32, self.device)?;
         let mut new_steps = Vec::with_capacity(batches.len());
         for indices in &batches {
-            lr = self.scheduler.lr();
-            self.model.set_random_stream(self.state.step);
-            let batch = self.data.train.batch(indices, augment, self.device)?;
-            let logits = self.model.forward_t(&batch.inputs, true)?;
-            let loss = cross_entropy(&logits, &batch.labels)?;
-            let loss_value = f64::from(loss.to_scalar::<f32>()?);
-            let mut row = StepRow {
-                step: self.state.step + 1,
-                epoch,
-                lr,
-                loss: loss_value,
-                grad_dot: None,
-            };
-            if !loss_value.is_finite() {
-                new_steps.push(row);
+            let (row, hits) = self.step(indices, epoch, augment)?;
+            new_steps.push(row);
+            let Some(hits) = hits else {
                 self.state.steps.extend(new_steps);
                 self.dir.write_rows(&self.state.epochs, &self.state.steps)?;
                 return Ok(None);
-            }
-            let grads = loss.backward()?;
-            correct = (correct + hits(&logits, &batch.labels)?)?;
-            row.grad_dot = self.optimizer.step(&grads, lr)?;
-            new_steps.push(row);
-            self.state.step += 1;
-            loss_sum += loss_value * indices.len() as f64;
-            self.scheduler.observe(&Observation::Step(StepEnd {
-                step: self.state.step,
-                epoch: u64::from(epoch),
-                loss: Some(loss_value),
-                grad_dot: row.grad_dot,
-            }));
-            bar.step(loss_value, lr);
+            };
+            correct = (correct + hits)?;
+            loss_sum += row.loss * indices.len() as f64;
+            lr = row.lr;
+            bar.step(row.loss, row.lr);
         }
         let seen = batches.iter().map(Vec::len).sum::<usize>() as f64;
         Ok(Some(Trained {
@@ -374,6 +368,42 @@ impl<M: Network + ?Sized, E: Examples + ?Sized> Session<'_, M, E> {
             steps: new_steps,
             progress: bar,
         }))
+    }
+
+    /// One optimizer step on the training examples `indices`: its row, and the number of them
+    /// classified right (`None` when the loss is not finite: nothing is updated).
+    fn step(
+        &mut self,
+        indices: &[usize],
+        epoch: u32,
+        augment: Option<Augment>,
+    ) -> Result<(StepRow, Option<Tensor>)> {
+        let lr = self.scheduler.lr();
+        self.model.set_random_stream(self.state.step);
+        let batch = self.data.train.batch(indices, augment, self.device)?;
+        let logits = self.model.forward_t(&batch.inputs, true)?;
+        let loss = cross_entropy(&logits, &batch.labels)?;
+        let mut row = StepRow {
+            step: self.state.step + 1,
+            epoch,
+            lr,
+            loss: f64::from(loss.to_scalar::<f32>()?),
+            grad_dot: None,
+        };
+        if !row.loss.is_finite() {
+            return Ok((row, None));
+        }
+        let grads = loss.backward()?;
+        let hits = hits(&logits, &batch.labels)?;
+        row.grad_dot = self.optimizer.step(&grads, lr)?;
+        self.state.step += 1;
+        self.scheduler.observe(&Observation::Step(StepEnd {
+            step: self.state.step,
+            epoch: u64::from(epoch),
+            loss: Some(row.loss),
+            grad_dot: row.grad_dot,
+        }));
+        Ok((row, Some(hits)))
     }
 
     /// Evaluates after `epoch`, tells the scheduler, and writes the rows, the best weights and

@@ -93,6 +93,63 @@ impl Args {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
+    let (experiment, origin) = read_experiment(args)?;
+    let device = args.device.device()?;
+    let hub = Hub::from_env();
+    let checkpoint = Task::checkpoint(&experiment.model);
+    let loaded = args
+        .task
+        .load(&hub, &experiment.data, checkpoint.as_ref())?;
+    let split_sizes = loaded.sizes();
+    let resolved = Resolved {
+        dataset: loaded.dataset.clone(),
+        checkpoint: checkpoint.map(|repo| HubCommit {
+            commit: hub.commit(&repo),
+            repo: repo.id,
+        }),
+        classes: args.task.classes(),
+        split_sizes,
+        steps_per_epoch: split_sizes
+            .train
+            .div_ceil(experiment.train.batch_size.max(1)) as u64,
+    };
+    let specs = plan::specify(&experiment, &origin, &resolved)?;
+    let out = args.out();
+    let planned = plan::place(specs, &out, args.shard);
+    let root = out.join(&experiment.experiment);
+    settle_conflicts(&planned, &root, args.discard_changed)?;
+    eprintln!(
+        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs of {} steps, {}, on \
+         {:?}, into {} (checked in {:.1} s)",
+        experiment.experiment,
+        planned.len(),
+        experiment.arms.len(),
+        experiment.seeds.len(),
+        args.preset,
+        experiment.train.epochs,
+        resolved.steps_per_epoch,
+        experiment.train.dtype,
+        device.location(),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let protocol = Protocol {
+        task: args.task,
+        hub: &hub,
+        loaded: &loaded,
+        analysis: experiment.analysis(),
+        device: &device,
+        threshold: experiment.threshold,
+        started: Instant::now(),
+    };
+    let finished = protocol.run(&planned)?;
+    print_table(&finished, experiment.threshold);
+    Ok(())
+}
+
+/// The experiment file with its preset, the flags and `--arms` applied, checked against the
+/// task, the task's data defaults made explicit.
+fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
     let task = args.task;
     let path = args
         .config
@@ -113,58 +170,7 @@ pub fn run(args: &Args) -> Result<()> {
     experiment.data = task
         .settle_data(experiment.data)
         .map_err(|e| origin.error("data.max_len", e))?;
-    let device = args.device.device()?;
-    let hub = Hub::from_env();
-    let checkpoint = Task::checkpoint(&experiment.model);
-    let loaded = task.load(&hub, &experiment.data, checkpoint.as_ref())?;
-    let resolved = Resolved {
-        dataset: loaded.dataset.clone(),
-        checkpoint: checkpoint.map(|repo| HubCommit {
-            commit: hub.commit(&repo),
-            repo: repo.id,
-        }),
-        classes: task.classes(),
-        split_sizes: loaded.sizes(),
-        steps_per_epoch: loaded
-            .sizes()
-            .train
-            .div_ceil(experiment.train.batch_size.max(1)) as u64,
-    };
-    let specs = plan::specify(&experiment, &origin, &resolved)?;
-    let out = args.out();
-    let planned = plan::place(specs, &out, args.shard);
-    settle_conflicts(
-        &planned,
-        &out.join(&experiment.experiment),
-        args.discard_changed,
-    )?;
-    eprintln!(
-        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs of {} steps, {}, on \
-         {:?}, into {} (checked in {:.1} s)",
-        experiment.experiment,
-        planned.len(),
-        experiment.arms.len(),
-        experiment.seeds.len(),
-        args.preset,
-        experiment.train.epochs,
-        resolved.steps_per_epoch,
-        experiment.train.dtype,
-        device.location(),
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    let protocol = Protocol {
-        task,
-        hub: &hub,
-        loaded: &loaded,
-        analysis: experiment.analysis(),
-        device: &device,
-        threshold: experiment.threshold,
-        started: Instant::now(),
-    };
-    let finished = protocol.run(&planned)?;
-    print_table(&finished, experiment.threshold);
-    Ok(())
+    Ok((experiment, origin))
 }
 
 /// Stops the command when run directories of the plan hold runs of other specifications, or
