@@ -1,7 +1,11 @@
-//! Cost of one `observe` (PyTorch's `scheduler.step()`) for every schedule kind.
+//! Cost of one `observe` (PyTorch's `scheduler.step()`) for every schedule kind, and of the
+//! check a study makes of every arm before training: resolving its lengths and a dry run over
+//! the published CIFAR-10 plan (50 epochs × 1,407 steps).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lrlab_schedulers::{EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, StepEnd};
+use lrlab_schedulers::{
+    EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Span, StepEnd,
+};
 use serde::Deserialize;
 use std::hint::black_box;
 
@@ -48,5 +52,24 @@ fn observe_cost(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, observe_cost);
+fn check_cost(c: &mut Criterion) {
+    let text = include_str!("../tests/fixtures/representative.toml");
+    let configs = toml::from_str::<Representative>(text)
+        .expect("valid fixture")
+        .scheduler;
+    let plan = Span::of_run(50, 1407);
+    let mut group = c.benchmark_group("resolve_and_dry_run_50x1407");
+    group.sample_size(20);
+    for config in configs {
+        group.bench_function(config.kind(), |b| {
+            b.iter(|| {
+                let resolved = black_box(&config).resolve(plan).expect("resolves");
+                resolved.dry_run(1e-3, plan).expect("runs")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, observe_cost, check_cost);
 criterion_main!(benches);
