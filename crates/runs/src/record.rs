@@ -125,9 +125,14 @@ impl RunRecord {
     /// Parses the text of `run.json` at `path`: the schema version first, then the record, then
     /// the fingerprint against the specification.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
+        /// The one field read before the rest, whatever the format.
+        #[derive(Deserialize)]
+        struct Versioned {
+            schema: Option<Value>,
+        }
+        let versioned: Versioned = serde_json::from_str(text)
             .map_err(|e| RunError::file(path, format!("not valid JSON ({e}); fix or delete it")))?;
-        match value.get("schema").map(|v| (v, v.as_u64())) {
+        match versioned.schema.as_ref().map(|v| (v, v.as_u64())) {
             Some((_, Some(version))) if version == u64::from(SCHEMA) => {}
             Some((v, _)) => {
                 return Err(RunError::file(
@@ -150,7 +155,8 @@ impl RunRecord {
                 ));
             }
         }
-        let record: RunRecord = serde_path_to_error::deserialize(value)
+        let mut json = serde_json::Deserializer::from_str(text);
+        let record: RunRecord = serde_path_to_error::deserialize(&mut json)
             .map_err(|e| RunError::file(path, format!("key `{}`: {}", e.path(), e.inner())))?;
         let computed = record.spec.fingerprint();
         if computed != record.fingerprint {
