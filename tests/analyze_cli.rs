@@ -101,7 +101,7 @@ fn a_trained_protocol_analyses_into_a_report() {
         "## Protocol",
         "| training | 2 epochs × 4 steps, batch 32, augmentation on, f32 |",
         "| model | ResNet-18, width 8, 10 classes |",
-        "| step | 0.001 | `{\"kind\":\"step\",\"step_size\":1,\"gamma\":0.1}` |",
+        "| step | `{\"kind\":\"step\",\"step_size\":1,\"gamma\":0.1}` |",
     ] {
         assert!(report.contains(needle), "{needle}: {report}");
     }

@@ -168,7 +168,19 @@ fn imdb_smoke_protocol_completes() {
     success(experiment(dir.path(), &["imdb"]).output().unwrap());
     let root = dir.path().join("imdb");
     assert_protocol_complete(&root, 2);
-    let spec = record(&root, "cosine", 1).spec;
+    let record = record(&root, "cosine", 1);
+    let spec = record.spec;
+    // The shared warmup is in front of the arm: 6 % of 2 epochs × 4 steps rounds up to one step,
+    // and the cosine anneals over what follows it (7 steps: 1.75 epochs, rounded to 2).
+    let wrapped: lrlab_schedulers::SchedulerConfig = toml::from_str(
+        "kind = 'warmup'\nwarmup_steps = 1\nstart_factor = 0.0\n\
+         inner = { kind = 'cosine', t_max = 2, eta_min = 0.0 }",
+    )
+    .unwrap();
+    assert_eq!(spec.scheduler, wrapped);
+    assert_eq!(spec.optimizer.lr, 3e-5, "the study's fine-tuning rate");
+    assert_eq!(record.analysis.references, ["hf-trainer"]);
+    assert_eq!(record.analysis.primary_metric, "test_acc_at_best_val");
     let checkpoint = spec.resolved.checkpoint.unwrap();
     assert_eq!(checkpoint.repo, "sentence-transformers/all-MiniLM-L6-v2");
     assert!(
@@ -358,30 +370,35 @@ fn a_bad_last_arm_fails_before_any_run_starts() {
         .unwrap()
     };
     // An unknown key, a value out of range, and a length in the wrong unit, each in the last
-    // arm of the file.
-    for (name, replacement, key, says) in [
+    // arm of the file; and a primary endpoint with no better direction.
+    let arm = "kind = \"trend_gap\"";
+    for (name, (from, to), key, says) in [
         (
             "key.toml",
-            "kind = \"trend_gap\"\ngrowht = 1.2",
+            (arm, "kind = \"trend_gap\"\ngrowht = 1.2"),
             "arms.trend_gap",
             "growht",
         ),
         (
             "value.toml",
-            "kind = \"trend_gap\"\ngrowth = 0.5",
+            (arm, "kind = \"trend_gap\"\ngrowth = 0.5"),
             "arms.trend_gap.growth",
             "≥ 1",
         ),
         (
             "unit.toml",
-            "kind = \"trend_gap\"\ncooldown = \"steps\"",
+            (arm, "kind = \"trend_gap\"\ncooldown = \"steps\""),
             "arms.trend_gap.cooldown",
             "\"epochs\"",
         ),
+        (
+            "primary.toml",
+            ("= \"test_acc_at_best_val\"", "= \"final_acc_gap\""),
+            "primary_metric",
+            "not a metric with a better direction",
+        ),
     ] {
-        let config = config_copy(dir.path(), name, |t| {
-            t.replace("kind = \"trend_gap\"", replacement)
-        });
+        let config = config_copy(dir.path(), name, |t| t.replace(from, to));
         let stderr = failure(run(&config));
         assert!(
             stderr.contains(name) && stderr.contains(key) && stderr.contains(says),

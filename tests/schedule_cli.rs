@@ -1,6 +1,9 @@
 //! `cargo xtask schedule` end to end: the rates it prints equal PyTorch's recorded traces, per
 //! epoch and per step, with and without metrics, lengths relative to the run resolved from
-//! `--epochs` and `--steps-per-epoch`; bad input is named.
+//! `--epochs` and `--steps-per-epoch`; a replayed run gives back its own rates; bad input is
+//! named.
+
+mod common;
 
 use lrlab_schedulers::{Interval, SchedulerConfig};
 use serde_json::Value;
@@ -286,7 +289,11 @@ fn bad_input_is_named() {
             "[scheduler]\nkind = 'hypergradient'\nmax_lr = 0.1\n",
             Some("epoch\n1\n"),
             "3",
-            &["{toml}", "needs `grad_dot` at every optimizer step"],
+            &[
+                "{toml}",
+                "needs `grad_cos` at every optimizer step",
+                "--run DIR",
+            ],
         ),
         (PLATEAU, None, "0", &["--epochs"]),
     ];
@@ -345,4 +352,85 @@ fn the_last_epochs_metrics_are_optional() {
     ]));
     let lrs: Vec<f64> = rows.iter().map(|r| r.2).collect();
     assert_eq!(lrs, [0.5, 0.5, 0.05]);
+}
+
+#[test]
+fn a_replayed_run_gives_the_rates_its_own_schedule_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let trained = common::xtask(&[
+        "experiment",
+        "cifar10",
+        "--preset",
+        "smoke",
+        "--arms",
+        "hypergradient,greedy",
+        "--seeds",
+        "0",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/schedules");
+    let replay = |schedule: &str, arm: &str| {
+        let run = out.join("cifar10").join(arm).join("seed-0");
+        let output = xtask(&[
+            "--scheduler",
+            configs.join(schedule).to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(text.lines().next(), Some("step,epoch,lr,run_lr"));
+        text.lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+                (f[2], f[3])
+            })
+            .collect::<Vec<_>>()
+    };
+    // The shipped configuration of the arm, replayed on its run's recorded signals (every
+    // step's gradient agreement), gives back the very rates the run trained with.
+    let hypergradient = replay("hypergradient.toml", "hypergradient");
+    assert_eq!(hypergradient.len(), 12, "3 epochs of 4 steps");
+    assert!(
+        hypergradient.iter().all(|(ours, theirs)| ours == theirs),
+        "{hypergradient:?}"
+    );
+    assert!(
+        hypergradient.iter().any(|(lr, _)| *lr != 1e-3),
+        "the rate moved"
+    );
+    let greedy = replay("greedy.toml", "greedy");
+    assert!(
+        greedy.iter().all(|(ours, theirs)| ours == theirs),
+        "{greedy:?}"
+    );
+    // A run that did not record the agreement cannot feed the hypergradient.
+    let run = out.join("cifar10/greedy/seed-0");
+    let output = xtask(&[
+        "--scheduler",
+        configs.join("hypergradient.toml").to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("no `grad_cos`"),
+        "{stderr}"
+    );
 }

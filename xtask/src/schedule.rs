@@ -1,7 +1,9 @@
 //! `cargo xtask schedule`: the learning rate of every optimizer step of a run, as PyTorch would
-//! set it, for a schedule given in a TOML file and (for adaptive ones) the metrics of a run.
+//! set it, for a schedule given in a TOML file and (for adaptive ones) the metrics of a run —
+//! from a CSV of epoch metrics, or replayed from a run directory, every step's signals included.
 
 use anyhow::{Context, Result, bail, ensure};
+use lrlab_runs::{EpochRow, RunDir, StepRow};
 use lrlab_schedulers::{
     EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, Signals, Span, StepEnd,
 };
@@ -17,18 +19,27 @@ pub struct Args {
     #[arg(long, value_name = "FILE.toml")]
     scheduler: PathBuf,
     /// Epochs to simulate.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    epochs: u64,
-    /// Optimizer steps per epoch.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    steps_per_epoch: u64,
-    /// The optimizer's initial learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    base_lr: f64,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..),
+        required_unless_present = "run",
+        conflicts_with = "run"
+    )]
+    epochs: Option<u64>,
+    /// Optimizer steps per epoch (default 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "run")]
+    steps_per_epoch: Option<u64>,
+    /// The optimizer's initial learning rate (default 1e-3, or the run's with --run).
+    #[arg(long)]
+    base_lr: Option<f64>,
     /// CSV with a header holding `epoch` (1-based) and any of train_loss, train_acc, val_loss,
     /// val_acc: the values observed at the end of each epoch. Other columns are ignored.
-    #[arg(long, value_name = "FILE.csv")]
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "run")]
     metrics: Option<PathBuf>,
+    /// A run directory: replay what it recorded — every step's loss and gradient agreement,
+    /// every epoch's losses and accuracies — over its own plan, beside the rate it used.
+    #[arg(long, value_name = "DIR")]
+    run: Option<PathBuf>,
 }
 
 /// The TOML file: exactly one `[scheduler]` table.
@@ -159,10 +170,21 @@ fn names(signals: Signals) -> String {
         .join(", ")
 }
 
-/// Runs the command: prints `step,epoch,lr` for every optimizer step.
+/// Runs the command: prints `step,epoch,lr` for every optimizer step (and the run's own rate,
+/// `run_lr`, when replaying a run).
 pub fn run(args: &Args) -> Result<()> {
-    let span = Span::of_run(args.epochs, args.steps_per_epoch);
-    let mut scheduler = load_scheduler(&args.scheduler, args.base_lr, span)?;
+    match &args.run {
+        Some(dir) => replay(args, &RunDir::new(dir)),
+        None => preview(args),
+    }
+}
+
+/// The schedule over `--epochs` × `--steps-per-epoch`, fed the epoch metrics of `--metrics`.
+fn preview(args: &Args) -> Result<()> {
+    let epochs = args.epochs.expect("clap requires --epochs without --run");
+    let steps_per_epoch = args.steps_per_epoch.unwrap_or(1);
+    let span = Span::of_run(epochs, steps_per_epoch);
+    let mut scheduler = load_scheduler(&args.scheduler, args.base_lr.unwrap_or(1e-3), span)?;
     let needs = scheduler.needs();
     let per_step: Signals = needs
         .iter()
@@ -171,17 +193,17 @@ pub fn run(args: &Args) -> Result<()> {
     if !per_step.is_empty() {
         bail!(
             "{}: the scheduler needs {} at every optimizer step, which a metrics file cannot \
-             provide: `schedule` replays epoch-end signals only",
+             provide: replay a run that recorded them with --run DIR",
             args.scheduler.display(),
             names(per_step)
         );
     }
     let metrics = match (&args.metrics, needs.is_empty()) {
-        (Some(path), _) => read_metrics(path, needs, args.epochs)?,
+        (Some(path), _) => read_metrics(path, needs, epochs)?,
         (None, true) => EpochMetrics::new(),
         (None, false) => bail!(
             "{}: the scheduler needs {} at every epoch end: pass --metrics FILE.csv with those \
-             columns",
+             columns, or replay a run with --run DIR",
             args.scheduler.display(),
             names(needs)
         ),
@@ -191,18 +213,17 @@ pub fn run(args: &Args) -> Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     writeln!(out, "step,epoch,lr")?;
     let mut step = 0;
-    for epoch in 1..=args.epochs {
-        for _ in 0..args.steps_per_epoch {
+    for epoch in 1..=epochs {
+        for _ in 0..steps_per_epoch {
             writeln!(out, "{step},{epoch},{}", scheduler.lr())?;
             step += 1;
             scheduler.observe(&Observation::Step(StepEnd {
                 step,
                 epoch,
-                loss: None,
-                grad_dot: None,
+                ..StepEnd::default()
             }));
         }
-        if epoch < args.epochs {
+        if epoch < epochs {
             // The last epoch's end sets no rate that a step of this run uses.
             let end = metrics.get(&epoch).copied().unwrap_or_default();
             scheduler.observe(&Observation::Epoch(EpochEnd { epoch, step, ..end }));
@@ -210,4 +231,75 @@ pub fn run(args: &Args) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The schedule over the run's own plan, fed every signal the run recorded, step by step.
+fn replay(args: &Args, dir: &RunDir) -> Result<()> {
+    let record = dir
+        .read_record()?
+        .with_context(|| format!("{}: no run.json: not a run directory", dir.path().display()))?;
+    let spec = &record.spec;
+    let base_lr = args.base_lr.unwrap_or(spec.optimizer.lr);
+    let mut scheduler = load_scheduler(&args.scheduler, base_lr, spec.span())?;
+    let (epochs, steps) = (dir.read_epochs()?, dir.read_steps()?);
+    check_recorded(scheduler.needs(), &steps, dir)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    writeln!(out, "step,epoch,lr,run_lr")?;
+    for (i, row) in steps.iter().enumerate() {
+        writeln!(
+            out,
+            "{},{},{},{}",
+            row.step - 1,
+            row.epoch,
+            scheduler.lr(),
+            row.lr
+        )?;
+        scheduler.observe(&Observation::Step(step_end(row)));
+        let epoch_ends = steps.get(i + 1).is_none_or(|next| next.epoch != row.epoch);
+        let ended = epochs.iter().find(|e| e.epoch == row.epoch);
+        if let (true, Some(ended)) = (epoch_ends, ended) {
+            scheduler.observe(&Observation::Epoch(epoch_end(ended, row.step)));
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Checks that the run recorded every per-step signal the scheduler reads.
+fn check_recorded(needs: Signals, steps: &[StepRow], dir: &RunDir) -> Result<()> {
+    for signal in needs.iter() {
+        let recorded = steps
+            .iter()
+            .any(|row| Observation::Step(step_end(row)).get(signal).is_some());
+        ensure!(
+            signal.interval() == Interval::Epoch || recorded,
+            "{}: its steps.parquet has no `{signal}`, which the scheduler reads at every step: \
+             a run records the gradients' agreement only when its own schedule reads it (a \
+             hypergradient arm)",
+            dir.path().display()
+        );
+    }
+    Ok(())
+}
+
+fn step_end(row: &StepRow) -> StepEnd {
+    StepEnd {
+        step: row.step,
+        epoch: u64::from(row.epoch),
+        loss: Some(row.loss),
+        grad_dot: row.grad_dot,
+        grad_cos: row.grad_cos,
+    }
+}
+
+fn epoch_end(row: &EpochRow, step: u64) -> EpochEnd {
+    EpochEnd {
+        epoch: u64::from(row.epoch),
+        step,
+        train_loss: Some(row.train_loss),
+        train_acc: Some(row.train_acc),
+        val_loss: Some(row.val_loss),
+        val_acc: Some(row.val_acc),
+    }
 }

@@ -125,6 +125,54 @@ def one_sample_case(x):
     return case
 
 
+def paired_cases():
+    """Seed-paired samples for the paired t and the exact sign-flip test: the study's 3 pairs,
+    ties, zero differences, all differences of one sign, n = 2..12."""
+    cases = [
+        ([0.91, 0.93, 0.92], [0.89, 0.90, 0.905]),  # 3 pairs, one sign: the floor 0.25
+        ([0.80, 0.82, 0.84], [0.80, 0.81, 0.85]),  # a zero difference
+        ([0.5, 0.6, 0.7, 0.8], [0.4, 0.7, 0.6, 0.9]),  # |differences| tie
+        ([1.0, 2.0], [0.5, 2.5]),  # n = 2, symmetric
+        ([0.9, 0.9, 0.9], [0.9, 0.9, 0.9]),  # no difference at all
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.12, 0.19, 0.33, 0.41, 0.46, 0.63, 0.69]),
+        ([12.0, 15.0, 11.0, 14.0, 13.0], [14.0, 15.0, 13.0, 13.0, 16.0]),  # epochs, ties
+    ]
+    for n in [3, 5, 8, 12]:
+        base = rng.normal(0.85, 0.02, n)
+        arm = base + rng.normal(0.004, 0.006, n)
+        cases.append((list(np.round(arm, 4)), list(np.round(base, 4))))
+    out = []
+    for a, b in cases:
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        paired = stats.ttest_rel(a, b)
+        flips = stats.permutation_test(
+            (a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+            vectorized=True, n_resamples=np.inf, alternative="two-sided")
+        out.append({
+            "a": list(a), "b": list(b),
+            "paired": None if not math.isfinite(paired.statistic) else {"t": float(paired.statistic), "p": float(paired.pvalue)},
+            "sign_flip_p": float(flips.pvalue),
+        })
+    return out
+
+
+def detectable(sd, n, alpha, power):
+    return (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n)
+
+
+def detectable_cases():
+    """The paired t-test's detectable difference and the pairs needed for a given one."""
+    out = []
+    for sd, n, alpha, power in [(0.01, 3, 0.05, 0.8), (0.004, 3, 0.05 / 12, 0.8),
+                                (0.02, 10, 0.01, 0.9), (1.5, 5, 0.05 / 4, 0.8)]:
+        needed = {}
+        for delta in (0.01, 0.005):
+            needed[str(delta)] = next((m for m in range(2, 1001) if detectable(sd, m, alpha, power) <= delta), None)
+        out.append({"sd": sd, "n": n, "alpha": alpha, "power": power,
+                    "difference": float(detectable(sd, n, alpha, power)), "pairs_needed": needed})
+    return out
+
+
 def censored_cases():
     """(times, observed) pairs for log-rank and Kaplan–Meier."""
     cases = [
@@ -160,21 +208,20 @@ def main():
     holm_with_gap = list(rng.uniform(0, 0.2, 7))
     holm_with_gap += [holm_with_gap[2]]  # a tie
     one = [one_sample_case(x) for x in [[0.91, 0.93, 0.92], [1.0, 2.0], [3.0, 3.0, 3.0, 4.0], [0.5, 0.7, 0.2, 0.9, 0.4], list(rng.normal(0, 1, 8))]]
-    mde = [
-        {"n_a": n_a, "n_b": n_b, "alpha": 0.05, "power": 0.8,
-         "d": float((stats.t.ppf(0.975, n_a + n_b - 2) + stats.t.ppf(0.8, n_a + n_b - 2)) * math.sqrt(1 / n_a + 1 / n_b))}
-        for n_a, n_b in [(3, 3), (5, 5), (2, 4), (10, 10)]
-    ]
+    paired = paired_cases()
+    paired_p = [c["paired"]["p"] for c in paired if c["paired"] is not None]
     fixture = {
         "generator": f"crates/analysis/scripts/reference.py (scipy {scipy.__version__}, statsmodels {statsmodels.__version__}, numpy {np.__version__})",
         "two_sample": two,
         "holm": [
             {"p": welch_p, "adjusted": [float(v) for v in holm]},
             {"p": holm_with_gap, "adjusted": [float(v) for v in multipletests(holm_with_gap, method="holm")[1]]},
+            {"p": paired_p, "adjusted": [float(v) for v in multipletests(paired_p, method="holm")[1]]},
         ],
+        "paired": paired,
         "one_sample": one,
         "censored": censored_cases(),
-        "minimum_detectable_effect": mde,
+        "detectable_difference": detectable_cases(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(fixture, indent=1) + "\n")

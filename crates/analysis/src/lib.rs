@@ -7,7 +7,7 @@
 //! `run.json` and `epochs.parquet`, the format documented there) and depends on no other lrlab
 //! crate, so runs written by any tool in that format can be analysed. Runs are grouped by what
 //! their specifications say they are: the seeds of an arm are pooled, and arms compared, only
-//! when their specifications differ in nothing else (the schedule and base rate of an arm, the
+//! when their specifications differ in nothing else (the schedule of an arm, the
 //! seed of a run).
 //!
 //! ```no_run
@@ -24,14 +24,28 @@
 //! # }
 //! ```
 //!
-//! Per run: best validation accuracy and its epoch, test accuracy there and at the end,
-//! epochs to a validation-accuracy threshold (right-censored when never reached), the
-//! generalisation gaps at the end and over the last 5 epochs, and the area under the
-//! validation-accuracy curve ([`RunMetrics`]). Per arm: mean, sd, t- and bootstrap intervals.
-//! Per arm against each baseline: Welch's and the paired t-test, the exact Mann–Whitney U
-//! test, Hedges' g, a bootstrap interval of the difference, Holm-adjusted p-values, the
-//! Almost Stochastic Order test, and for censored times the log-rank test ([`Comparison`]).
+//! **The design** ([`Design`]) comes from the runs' records: a primary metric registered in
+//! the experiment file before any run (default `test_acc_at_best_val`), the threshold, the
+//! baselines, and reference arms reported apart; every other arm is under test.
+//!
+//! **Per run** ([`RunMetrics`]): best validation accuracy and its epoch, test accuracy there
+//! and at the end, epochs to the threshold (right-censored when never reached), the
+//! generalisation gaps (descriptions: neither sign is better), the area under the
+//! validation-accuracy curve, and how the run fits ([`Fit`]: underfit, overfit, fits,
+//! diverged). A diverged run counts as a failure: chance-level accuracies, and censored at its
+//! planned end unless it reached the threshold first.
+//!
+//! **Per arm against each baseline** ([`Comparison`]): the paired t-test by seed (the seeds
+//! share weights, data order, augmentation and dropout across arms) with the exact sign-flip
+//! permutation test beside it; Holm's correction within a family — the *primary* family, every
+//! arm under test against every baseline on the primary metric, gives the verdicts; every
+//! other comparison forms the *secondary* family. The smallest detectable difference in the
+//! metric's units and the seeds a 1- and a 0.5-point difference would need; unpaired
+//! descriptions (Welch's t, the exact Mann–Whitney U, Hedges' g, a bootstrap interval), ASO
+//! at the family's Bonferroni level, and for censored times the log-rank test.
 
+mod compare;
+mod design;
 mod error;
 mod metrics;
 mod plots;
@@ -42,16 +56,17 @@ pub mod stats;
 mod study;
 mod tables;
 
+pub use compare::{Comparison, Family, MOST_SEEDS};
+pub use design::Design;
 pub use error::{AnalysisError, Result};
-pub use metrics::{LAST_EPOCHS, Metric, RunMetrics, TimeToThreshold};
+pub use metrics::{Better, Context, Fit, LAST_EPOCHS, Metric, RISE, RunMetrics, TimeToThreshold};
 pub use plots::draw_plots;
 pub use protocol::{ArmSettings, Protocol, Setting};
 pub use report::render;
 pub use runs::{Curves, Run, Status, check_comparable, read_run, read_runs};
 pub use stats::Resampler;
 pub use study::{
-    ASO_TAU, Analysis, ArmCurves, Comparison, Experiment, Quantity, RunRow, Settings, Summary,
-    analyze,
+    ASO_TAU, Analysis, ArmCurves, Experiment, Quantity, RunRow, Settings, Summary, analyze,
 };
 pub use tables::{frame, write_tables};
 

@@ -138,10 +138,10 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, e: &Experiment
             vec![(10, y), (38, y)],
             colour(i).stroke_width(3),
         ))?;
-        let role = if e.baselines.contains(arm) {
-            " (baseline)"
-        } else {
-            ""
+        let role = match () {
+            _ if e.design.baselines.contains(arm) => " (baseline)",
+            _ if e.design.references.contains(arm) => " (reference)",
+            _ => "",
         };
         area.draw(&Text::new(
             format!("{arm}{role}"),
@@ -266,7 +266,7 @@ fn strip<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, e: &Experiment) -> D
         .caption(
             format!(
                 "{}: epochs to val accuracy ≥ {} (hollow: never reached, shown at its last epoch)",
-                e.name, e.threshold
+                e.name, e.design.threshold
             ),
             (FONT, 17),
         )

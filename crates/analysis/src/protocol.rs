@@ -1,5 +1,5 @@
 //! What an experiment's runs are, in words for the report: the settings every arm shares, and
-//! each arm's own schedule and base rate.
+//! each arm's own schedule.
 
 use std::collections::BTreeMap;
 
@@ -16,13 +16,11 @@ pub struct Setting {
     pub value: String,
 }
 
-/// One arm's own settings.
+/// One arm's own setting: its schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArmSettings {
     /// The arm.
     pub arm: String,
-    /// Its base learning rate.
-    pub lr: f64,
     /// Its schedule, every length in ticks, as compact JSON.
     pub schedule: String,
 }
@@ -55,7 +53,6 @@ impl Protocol {
                     let spec = first(arm);
                     ArmSettings {
                         arm: arm.clone(),
-                        lr: spec.optimizer.lr,
                         schedule: serde_json::to_string(&spec.scheduler)
                             .expect("a schedule serialises"),
                     }
@@ -112,8 +109,9 @@ fn shared_settings(spec: &RunSpec, seeds: &[u64]) -> Vec<Setting> {
         setting(
             "optimizer",
             format!(
-                "{:?}, weight decay {}, betas ({}, {}), eps {:e}",
+                "{:?} at lr {}, weight decay {}, betas ({}, {}), eps {:e}",
                 optimizer.kind,
+                optimizer.lr,
                 optimizer.weight_decay,
                 optimizer.betas.0,
                 optimizer.betas.1,

@@ -1,19 +1,12 @@
-//! `report.md`: the answer in words and tables, with what the sample size allows one to say.
+//! `report.md`: the pre-registered primary endpoint first, the verdicts drawn from it alone,
+//! what the number of seeds can and cannot show, then everything else as secondary.
 
 use std::fmt::Write;
 
-use crate::metrics::Metric;
-use crate::study::{ASO_TAU, Comparison, Experiment, Settings, Summary};
-
-/// The metrics a verdict speaks of, in the order it names them.
-const VERDICT_METRICS: [Metric; 6] = [
-    Metric::FinalTestAcc,
-    Metric::TestAccAtBestVal,
-    Metric::BestValAcc,
-    Metric::EpochsToThreshold,
-    Metric::ValAccAuc,
-    Metric::FinalAccGap,
-];
+use crate::compare::{Comparison, Family};
+use crate::metrics::{Better, Fit, Metric, RISE};
+use crate::stats::SIGN_FLIP_MAX_PAIRS;
+use crate::study::{ASO_TAU, Experiment, Settings, Summary};
 
 fn number(value: Option<f64>) -> String {
     match value {
@@ -39,6 +32,30 @@ fn interval(lo: Option<f64>, hi: Option<f64>) -> String {
     }
 }
 
+/// A difference of `metric`, in points for accuracies (0.01 = 1 point), with its sign.
+fn difference(metric: Metric, value: Option<f64>) -> String {
+    match (value, metric.is_accuracy()) {
+        (None, _) => "—".to_owned(),
+        (Some(v), true) => format!("{:+.2} points", 100.0 * v),
+        (Some(v), false) => format!("{v:+.2}"),
+    }
+}
+
+/// A size of `metric`'s differences, in points for accuracies.
+fn size(metric: Metric, value: Option<f64>) -> String {
+    match (value, metric.is_accuracy()) {
+        (None, _) => "—".to_owned(),
+        (Some(v), true) => format!("{:.2} points", 100.0 * v),
+        (Some(v), false) => format!("{v:.2}"),
+    }
+}
+
+fn seeds(value: Option<usize>) -> String {
+    value.map_or(format!("> {}", crate::compare::MOST_SEEDS), |n| {
+        n.to_string()
+    })
+}
+
 fn summary_of<'a>(experiment: &'a Experiment, arm: &str, metric: Metric) -> &'a Summary {
     experiment
         .summary
@@ -54,11 +71,19 @@ fn comparisons_of(experiment: &Experiment, metric: Metric) -> impl Iterator<Item
         .filter(move |c| c.metric == metric.key())
 }
 
-fn metric_of(key: &str) -> Metric {
-    Metric::ALL
-        .into_iter()
-        .find(|m| m.key() == key)
-        .expect("a known metric")
+fn primary_family(experiment: &Experiment) -> impl Iterator<Item = &Comparison> {
+    experiment
+        .comparisons
+        .iter()
+        .filter(|c| c.family == Family::Primary)
+}
+
+fn family_size(experiment: &Experiment, family: Family) -> usize {
+    experiment
+        .comparisons
+        .iter()
+        .filter(|c| c.family == family)
+        .count()
 }
 
 /// Appends a Markdown table.
@@ -70,13 +95,147 @@ fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<S
     }
 }
 
+/// What a comparison says, once corrected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The arm is detectably better than the baseline.
+    Better,
+    /// Detectably worse.
+    Worse,
+    /// Detectably different on a metric with no better direction (a gap).
+    Differs,
+    /// Not detectably different.
+    Undetected,
+}
+
+/// The verdict of a comparison at `alpha` on its Holm-adjusted p.
+fn verdict(comparison: &Comparison, alpha: f64) -> Verdict {
+    if !comparison.holm_p.is_some_and(|p| p < alpha) {
+        return Verdict::Undetected;
+    }
+    let metric = Metric::from_key(comparison.metric).expect("a known metric");
+    let sign = match metric {
+        // More events than expected under no difference: the arm reaches it sooner.
+        Metric::EpochsToThreshold => comparison.logrank_z.map(|z| -z),
+        _ => comparison.diff_paired,
+    };
+    match (metric.better(), sign) {
+        (Better::Neither, _) => Verdict::Differs,
+        (_, None) => Verdict::Undetected,
+        (Better::Higher, Some(d)) | (Better::Lower, Some(d)) => {
+            let higher = d > 0.0;
+            match higher == (metric.better() == Better::Higher) {
+                true => Verdict::Better,
+                false => Verdict::Worse,
+            }
+        }
+    }
+}
+
+/// The Markdown report of one experiment; `plots` are the image files beside it.
+pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) -> String {
+    let mut out = String::new();
+    header(&mut out, experiment, settings);
+    protocol(&mut out, experiment);
+    verdicts(&mut out, experiment, settings);
+    references(&mut out, experiment, settings);
+    limits(&mut out, experiment, settings);
+    fitting(&mut out, experiment);
+    summary(&mut out, experiment, settings);
+    convergence(&mut out, experiment);
+    secondary(&mut out, experiment, settings);
+    runs(&mut out, experiment);
+    if !plots.is_empty() {
+        let _ = writeln!(out, "\n## Plots\n");
+        for plot in plots {
+            let _ = writeln!(out, "![{plot}]({plot})\n");
+        }
+    }
+    out
+}
+
+/// The title, the primary endpoint as registered before any result, and the runs counted.
+fn header(out: &mut String, e: &Experiment, settings: &Settings) {
+    let d = &e.design;
+    let list = |arms: &[String]| match arms.is_empty() {
+        true => "none".to_owned(),
+        false => arms.join(", "),
+    };
+    let _ = writeln!(
+        out,
+        "# {}: adaptive learning-rate schedules against the standard ones\n",
+        e.name
+    );
+    let _ = writeln!(
+        out,
+        "**Primary endpoint** (registered in the experiment file before any run): {} \
+         (`{}`). The verdicts come from it alone: for every arm under test against every \
+         baseline, the paired t-test over the seeds both ran (every seed shares initial weights, \
+         data order, augmentation and dropout across arms), with Holm's correction over the {} \
+         comparisons of that family at α = {}; the exact sign-flip permutation test is given \
+         beside it. Every other metric is secondary, corrected as one family of its own.\n",
+        d.primary.label(),
+        d.primary.key(),
+        family_size(e, Family::Primary),
+        settings.alpha
+    );
+    let counted = e.runs.iter().filter(|r| r.counted).count();
+    let _ = writeln!(
+        out,
+        "{} runs found, {counted} counted (complete, or diverged: a divergence counts as a \
+         failure, at chance-level accuracy). Convergence threshold: validation accuracy ≥ {}. \
+         Baselines: {}. Arms under test: {}. References (reported apart): {}.\n",
+        e.runs.len(),
+        d.threshold,
+        list(&d.baselines),
+        list(&d.tested),
+        list(&d.references),
+    );
+    let left_out: Vec<String> = e
+        .runs
+        .iter()
+        .filter(|r| !r.counted)
+        .map(|r| {
+            let epochs = r.metrics.map_or(0, |m| m.epochs);
+            format!("{} seed {} ({}, {epochs} epochs)", r.arm, r.seed, r.status)
+        })
+        .collect();
+    if !left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not counted (still running, failed, or no finished epoch): {}.\n",
+            left_out.join("; ")
+        );
+    }
+    let diverged: Vec<String> = e
+        .arms
+        .iter()
+        .filter_map(|arm| {
+            let seeds: Vec<String> = e
+                .runs
+                .iter()
+                .filter(|r| r.counted && &r.arm == arm && r.fit() == Some(Fit::Diverged))
+                .map(|r| r.seed.to_string())
+                .collect();
+            (!seeds.is_empty()).then(|| format!("{arm} (seed {})", seeds.join(", ")))
+        })
+        .collect();
+    if !diverged.is_empty() {
+        let _ = writeln!(
+            out,
+            "Diverged, counted as failures: {}.\n",
+            diverged.join("; ")
+        );
+    }
+}
+
 /// Appends what the runs are: the settings every arm shares, and each arm's own.
 fn protocol(out: &mut String, e: &Experiment) {
     let _ = writeln!(out, "## Protocol\n");
     let _ = writeln!(
         out,
-        "What every arm shares (checked: runs that differ in anything but their arm's schedule \
-         and base rate, or their seed, are refused):\n"
+        "What every arm shares (checked: runs that differ in anything but their arm's schedule, \
+         or their seed, are refused):\n"
     );
     table(
         out,
@@ -89,218 +248,193 @@ fn protocol(out: &mut String, e: &Experiment) {
     let _ = writeln!(out);
     table(
         out,
-        &[
-            "arm",
-            "base rate",
-            "schedule (lengths in ticks of its clock)",
-        ],
+        &["arm", "schedule (lengths in ticks of its clock)"],
         e.protocol
             .arms
             .iter()
-            .map(|a| vec![a.arm.clone(), a.lr.to_string(), format!("`{}`", a.schedule)]),
+            .map(|a| vec![a.arm.clone(), format!("`{}`", a.schedule)]),
     );
     let _ = writeln!(out);
 }
 
-/// Whether a comparison favours the arm: +1 better, −1 worse, 0 not detectably different.
-fn verdict(comparison: &Comparison, alpha: f64) -> i8 {
-    if !comparison.holm_p.is_some_and(|p| p < alpha) {
-        return 0;
-    }
-    let metric = metric_of(comparison.metric);
-    let favours_arm = if metric == Metric::EpochsToThreshold {
-        // More events than expected under no difference: the arm reaches it sooner.
-        comparison.logrank_z.map(|z| z > 0.0)
-    } else {
-        comparison
-            .diff
-            .map(|d| (d > 0.0) == metric.higher_is_better())
-    };
-    match favours_arm {
-        Some(true) => 1,
-        Some(false) => -1,
-        None => 0,
-    }
+/// One primary comparison in words.
+fn said(c: &Comparison, metric: Metric) -> String {
+    let floor = c
+        .signflip_min_p
+        .map_or(String::new(), |f| format!(", floor {}", p_value(Some(f))));
+    format!(
+        "vs {}: paired difference {} over {} seeds (paired t p = {}, Holm p = {}; sign-flip p = \
+         {}{floor})",
+        c.baseline,
+        difference(metric, c.diff_paired),
+        c.n_pairs,
+        p_value(c.paired_p),
+        p_value(c.holm_p),
+        p_value(c.signflip_p)
+    )
 }
 
-/// The Markdown report of one experiment; `plots` are the image files beside it.
-pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) -> String {
-    let mut out = String::new();
-    let e = experiment;
-    let adaptive: Vec<&String> = e.arms.iter().filter(|a| !e.baselines.contains(a)).collect();
-    let counted = e.runs.iter().filter(|r| r.counted).count();
-    let level = settings.level * 100.0;
-    let _ = writeln!(
-        out,
-        "# {}: adaptive learning-rate schedules against the standard ones\n",
-        e.name
-    );
-    let _ = writeln!(
-        out,
-        "{} runs found, {counted} counted (complete, or diverged with their finished epochs). \
-         Convergence threshold: validation accuracy ≥ {}. Baselines: {}. Adaptive arms: {}.\n",
-        e.runs.len(),
-        e.threshold,
-        e.baselines.join(", "),
-        if adaptive.is_empty() {
-            "none".to_owned()
-        } else {
-            adaptive
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-    );
-    let left_out: Vec<String> = e
-        .runs
+/// The verdicts: each arm under test against each baseline on the primary endpoint.
+fn verdicts(out: &mut String, e: &Experiment, settings: &Settings) {
+    let primary = e.design.primary;
+    let _ = writeln!(out, "## Verdicts on the primary endpoint\n");
+    if e.design.tested.is_empty() {
+        let _ = writeln!(
+            out,
+            "No arm under test besides the baselines: nothing to judge.\n"
+        );
+        return;
+    }
+    for arm in &e.design.tested {
+        let mut better = Vec::new();
+        let mut worse = Vec::new();
+        let mut undetected = Vec::new();
+        let mut dominant = Vec::new();
+        for c in primary_family(e).filter(|c| &c.arm == arm) {
+            match verdict(c, settings.alpha) {
+                Verdict::Better => better.push(said(c, primary)),
+                Verdict::Worse => worse.push(said(c, primary)),
+                _ => undetected.push(said(c, primary)),
+            }
+            if c.aso_eps_min.is_some_and(|eps| eps < ASO_TAU) {
+                dominant.push(format!(
+                    "{} (ε_min = {:.2})",
+                    c.baseline,
+                    c.aso_eps_min.unwrap_or_default()
+                ));
+            }
+        }
+        let part = |what: &str, items: &[String]| match items.is_empty() {
+            true => String::new(),
+            false => format!(" {what} {}.", items.join("; ")),
+        };
+        let s = summary_of(e, arm, primary);
+        let _ = writeln!(
+            out,
+            "- **{arm}** ({}: mean {}, sd {}, n = {}, {} diverged):{}{}{}{}",
+            primary.key(),
+            number(s.mean),
+            number(s.sd),
+            s.n,
+            s.n_diverged,
+            part("**Better**", &better),
+            part("**Worse**", &worse),
+            part("No detectable difference", &undetected),
+            part(
+                "ASO, Bonferroni-corrected over the family, finds it almost stochastically \
+                 better (ε_min < 0.2) than",
+                &dominant
+            ),
+        );
+    }
+    let baselines: Vec<String> = e
+        .design
+        .baselines
         .iter()
-        .filter(|r| !r.counted)
-        .map(|r| {
-            let epochs = r.metrics.map_or(0, |m| m.epochs);
+        .map(|b| {
+            let s = summary_of(e, b, primary);
             format!(
-                "{} seed {} ({}, {epochs} epochs)",
-                r.arm,
-                r.seed,
-                r.status.name()
+                "{b} {} (sd {}, {} diverged)",
+                number(s.mean),
+                number(s.sd),
+                s.n_diverged
             )
         })
         .collect();
-    if !left_out.is_empty() {
-        let _ = writeln!(
-            out,
-            "Not counted (still running, failed, or no finished epoch): {}.\n",
-            left_out.join("; ")
-        );
-    }
-    let diverged: Vec<String> = e
-        .runs
-        .iter()
-        .filter(|r| r.status == crate::runs::Status::Diverged)
-        .map(|r| format!("{} seed {}", r.arm, r.seed))
-        .collect();
-    if !diverged.is_empty() {
-        let _ = writeln!(
-            out,
-            "Diverged (counted with the metrics of their last finished epoch): {}.\n",
-            diverged.join("; ")
-        );
-    }
-
-    protocol(&mut out, e);
-    let _ = writeln!(out, "## Verdicts\n");
     let _ = writeln!(
         out,
-        "Significant means Holm-adjusted p < {} (Welch's t-test; the log-rank test for epochs to \
-         the threshold), over each metric's {} comparisons.\n",
-        settings.alpha,
-        adaptive.len() * e.baselines.len()
+        "\nThe baselines' {}: {}.\n",
+        primary.key(),
+        baselines.join("; ")
     );
-    for arm in &adaptive {
-        let mut better = Vec::new();
-        let mut worse = Vec::new();
-        let mut dominant = Vec::new();
-        for metric in VERDICT_METRICS {
-            for c in comparisons_of(e, metric).filter(|c| &c.arm == *arm) {
-                let said = format!(
-                    "{} vs {} (Holm p = {})",
-                    metric.label(),
-                    c.baseline,
-                    p_value(c.holm_p)
-                );
-                match verdict(c, settings.alpha) {
-                    1 => better.push(said),
-                    -1 => worse.push(said),
-                    _ => {}
-                }
-                if c.aso_eps_min.is_some_and(|eps| eps < ASO_TAU) {
-                    dominant.push(format!(
-                        "{} vs {} (ε_min = {:.2})",
-                        metric.label(),
-                        c.baseline,
-                        c.aso_eps_min.unwrap_or_default()
-                    ));
-                }
-            }
-        }
-        let headline = match (better.is_empty(), worse.is_empty()) {
-            (true, true) => {
-                "no difference from any baseline is detectable on any metric.".to_owned()
-            }
-            (false, true) => format!("better on {}.", better.join("; ")),
-            (true, false) => format!("worse on {}.", worse.join("; ")),
-            (false, false) => format!(
-                "better on {}; worse on {}.",
-                better.join("; "),
-                worse.join("; ")
-            ),
-        };
-        let test = summary_of(e, arm, Metric::FinalTestAcc);
-        let estimate = match test.mean {
-            Some(mean) => format!(
-                " Its final test accuracy is {} (sd {}, n = {}); the baselines': {}.",
-                number(Some(mean)),
-                number(test.sd),
-                test.n,
-                e.baselines
-                    .iter()
-                    .map(|b| format!(
-                        "{} {}",
-                        b,
-                        number(summary_of(e, b, Metric::FinalTestAcc).mean)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => String::new(),
-        };
-        let aso = if dominant.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ASO finds it almost stochastically better (ε_min < {ASO_TAU}) on {}.",
-                dominant.join("; ")
-            )
-        };
-        let _ = writeln!(out, "- **{arm}**: {headline}{estimate}{aso}");
-    }
-    if adaptive.is_empty() {
-        let _ = writeln!(out, "No arm besides the baselines: nothing to judge.");
-    }
+}
 
-    let seeds = e
-        .runs
-        .iter()
-        .filter(|r| r.counted)
-        .map(|r| r.seed)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let _ = writeln!(out, "\n## What these runs can and cannot show\n");
-    let min_p = e
-        .comparisons
-        .iter()
-        .filter(|c| c.metric == Metric::BestValAcc.key())
-        .filter_map(|c| c.mw_min_p)
-        .fold(None, |acc: Option<f64>, p| {
-            Some(acc.map_or(p, |a| a.min(p)))
-        });
+/// The reference arms, apart from the verdicts.
+fn references(out: &mut String, e: &Experiment, settings: &Settings) {
+    if e.design.references.is_empty() {
+        return;
+    }
+    let primary = e.design.primary;
+    let _ = writeln!(out, "## Reference arms\n");
     let _ = writeln!(
         out,
-        "- {seeds} seed(s) per arm. A two-sided t-test at α = {} with power {} detects only a \
-         true difference of **{} standard deviations** or more (minimum detectable effect); \
-         smaller real effects will usually look like \"no difference\".",
-        settings.alpha,
+        "Reported for orientation, not judged: their comparisons with the baselines belong to \
+         the secondary family.\n"
+    );
+    for arm in &e.design.references {
+        let s = summary_of(e, arm, primary);
+        let against: Vec<String> = comparisons_of(e, primary)
+            .filter(|c| &c.arm == arm)
+            .map(|c| {
+                let note = match verdict(c, settings.alpha) {
+                    Verdict::Better => " — better",
+                    Verdict::Worse => " — worse",
+                    _ => "",
+                };
+                format!("{}{note}", said(c, primary))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "- **{arm}** ({}: mean {}, sd {}, n = {}): {}.",
+            primary.key(),
+            number(s.mean),
+            number(s.sd),
+            s.n,
+            against.join("; ")
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// What the number of seeds can and cannot show, in the primary metric's units.
+fn limits(out: &mut String, e: &Experiment, settings: &Settings) {
+    let primary = e.design.primary;
+    let m = family_size(e, Family::Primary).max(1);
+    let level = settings.alpha / m as f64;
+    let _ = writeln!(out, "## What these runs can and cannot show\n");
+    let _ = writeln!(
+        out,
+        "The smallest true difference each primary comparison detects with power {} at Holm's \
+         strictest level α/m = {}/{m} = {} (two-sided paired t), from the observed spread of its \
+         paired differences — and the seeds that a one-point and a half-point difference would \
+         need at that spread:\n",
         settings.power,
-        e.minimum_detectable_effect
-            .map_or("—".to_owned(), |d| format!("{d:.2}"))
+        settings.alpha,
+        p_value(Some(level))
     );
-    if let Some(p) = min_p {
+    table(
+        out,
+        &[
+            "arm",
+            "baseline",
+            "pairs",
+            "sd of paired differences",
+            "detectable difference",
+            "seeds for 1 point",
+            "seeds for 0.5 point",
+        ],
+        primary_family(e).map(|c| {
+            vec![
+                c.arm.clone(),
+                c.baseline.clone(),
+                c.n_pairs.to_string(),
+                size(primary, c.sd_paired),
+                size(primary, c.mde),
+                seeds(c.seeds_for_1_point),
+                seeds(c.seeds_for_half_point),
+            ]
+        }),
+    );
+    let pairs = primary_family(e).map(|c| c.n_pairs).min().unwrap_or(0);
+    if (1..=SIGN_FLIP_MAX_PAIRS).contains(&pairs) {
+        let floor = 2.0 / 2f64.powi(pairs as i32);
         let _ = writeln!(
             out,
-            "- The exact Mann–Whitney test cannot give p below **{}** at these sizes{}.",
-            p_value(Some(p)),
-            if p >= settings.alpha {
-                ", so it can never be significant here"
+            "\n- With {pairs} pairs the exact sign-flip test cannot give p below {} (2/2^{pairs}){}.",
+            p_value(Some(floor)),
+            if floor >= level {
+                ", so on its own it can never be significant here"
             } else {
                 ""
             }
@@ -308,22 +442,85 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
     }
     let _ = writeln!(
         out,
-        "- Bootstrap intervals resample so few values that they are too narrow: with 3 values \
-         there are only 10 distinct resamples. Hedges' g intervals are a large-sample \
-         approximation. Read both as descriptions, not guarantees.\n\
-         - ASO (ε_min, τ = {ASO_TAU}) estimates its own spread from the same few runs; with \
-         3 seeds it is a screening signal. Epochs to the threshold are right-censored for runs \
-         that never reach it: those comparisons use the log-rank test and report the share that \
-         reached it, not means."
+        "- A difference smaller than the detectable one will usually read as \"no detectable \
+         difference\": that is absence of evidence, not evidence of equality.\n\
+         - Unpaired tests (Welch, Mann–Whitney) ignore the pairing by seed and are reported as \
+         descriptions. Bootstrap intervals resample so few values that they are too narrow (3 \
+         values have 10 distinct resamples); Hedges' g intervals are large-sample \
+         approximations. ASO (ε_min, τ = {ASO_TAU}) is decided at the family's Bonferroni level \
+         and estimates its own spread from the same few runs: a screening signal.\n\
+         - Epochs to the threshold are right-censored for runs that never reach it (a diverged \
+         run is censored at its planned end): those comparisons use the log-rank test and the \
+         share that reached it, not means.\n"
     );
+}
 
-    let _ = writeln!(out, "\n## Per-arm summary ({level:.0}% intervals)\n");
+/// Over- and under-fitting per arm: the gaps beside the accuracies, never "smaller is better".
+fn fitting(out: &mut String, e: &Experiment) {
+    let _ = writeln!(out, "## Over- and under-fitting\n");
+    let _ = writeln!(
+        out,
+        "Gaps are train minus validation (accuracy) and validation minus train (loss): \
+         descriptions, not scores — a model that learnt nothing has no gap. A run **underfits** \
+         when both its training and validation accuracy end below the threshold ({}); it \
+         **overfits** when its validation loss ends more than {:.0} % above its minimum while the \
+         loss gap grew past its value there.\n",
+        e.design.threshold,
+        100.0 * RISE
+    );
+    let mean = |arm: &str, metric: Metric| number(summary_of(e, arm, metric).mean);
     table(
-        &mut out,
+        out,
+        &[
+            "arm",
+            "final train acc",
+            "final val acc",
+            "acc gap",
+            "loss gap",
+            "underfit",
+            "overfit",
+            "fits",
+            "diverged",
+        ],
+        e.arms.iter().map(|arm| {
+            let rows: Vec<_> = e
+                .runs
+                .iter()
+                .filter(|r| r.counted && &r.arm == arm)
+                .collect();
+            let count = |fit: Fit| rows.iter().filter(|r| r.fit() == Some(fit)).count();
+            let train: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| r.metrics.map(|m| m.final_train_acc))
+                .collect();
+            let train_mean = (!train.is_empty()).then(|| crate::stats::mean(&train));
+            vec![
+                arm.clone(),
+                number(train_mean),
+                mean(arm, Metric::FinalValAcc),
+                mean(arm, Metric::FinalAccGap),
+                mean(arm, Metric::FinalLossGap),
+                count(Fit::Underfit).to_string(),
+                count(Fit::Overfit).to_string(),
+                count(Fit::Fits).to_string(),
+                count(Fit::Diverged).to_string(),
+            ]
+        }),
+    );
+    let _ = writeln!(out);
+}
+
+/// Per arm and metric: mean, spread, intervals, divergences.
+fn summary(out: &mut String, e: &Experiment, settings: &Settings) {
+    let level = settings.level * 100.0;
+    let _ = writeln!(out, "## Per-arm summary ({level:.0}% intervals)\n");
+    table(
+        out,
         &[
             "metric",
             "arm",
             "n",
+            "diverged",
             "mean",
             "sd",
             "t-interval",
@@ -339,6 +536,7 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
                     metric.key().to_owned(),
                     arm.clone(),
                     (s.n - s.n_missing).to_string(),
+                    s.n_diverged.to_string(),
                     number(s.mean),
                     number(s.sd),
                     interval(s.t_lo, s.t_hi),
@@ -346,14 +544,17 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
                 ]
             }),
     );
+}
 
+/// Epochs to the threshold per arm, censoring shown.
+fn convergence(out: &mut String, e: &Experiment) {
     let _ = writeln!(
         out,
         "\n## Convergence: epochs to validation accuracy ≥ {}\n",
-        e.threshold
+        e.design.threshold
     );
     table(
-        &mut out,
+        out,
         &[
             "arm",
             "reached",
@@ -370,10 +571,9 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
                 .filter_map(|r| r.metrics)
                 .map(|m| {
                     let t = m.epochs_to_threshold;
-                    if t.reached {
-                        t.epochs.to_string()
-                    } else {
-                        format!(">{}", t.epochs)
+                    match t.reached {
+                        true => t.epochs.to_string(),
+                        false => format!(">{}", t.epochs),
                     }
                 })
                 .collect();
@@ -387,99 +587,131 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
             ]
         }),
     );
+}
 
-    let _ = writeln!(out, "\n## Comparisons (arm − baseline)\n");
+/// Every comparison, the secondary family's adjusted within it, per metric.
+fn secondary(out: &mut String, e: &Experiment, settings: &Settings) {
+    let _ = writeln!(out, "\n## Every comparison (arm − baseline)\n");
+    let _ = writeln!(
+        out,
+        "Holm p is adjusted within the comparison's family: the primary one ({} comparisons) \
+         or the secondary one ({}, every other metric and the references). \"Holm\" marks the \
+         primary test: the paired t, or the log-rank test for epochs to the threshold.\n",
+        family_size(e, Family::Primary),
+        family_size(e, Family::Secondary)
+    );
     for metric in Metric::ALL {
         let rows: Vec<&Comparison> = comparisons_of(e, metric).collect();
         if rows.is_empty() {
             continue;
         }
-        let better = if metric.higher_is_better() {
-            "higher"
-        } else {
-            "lower"
+        let better = match metric.better() {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+            Better::Neither => "a description: neither direction is better",
         };
         let _ = writeln!(
             out,
-            "### {} (`{}`, {better} is better)\n",
+            "### {} (`{}`, {better})\n",
             metric.label(),
             metric.key()
         );
-        if metric == Metric::EpochsToThreshold {
-            table(
-                &mut out,
-                &[
-                    "arm",
-                    "baseline",
-                    "reached (arm / baseline)",
-                    "log-rank z",
-                    "log-rank p",
-                    "Holm p",
-                    "MW U",
-                    "MW p",
-                    "diff",
-                    "Welch p",
-                ],
-                rows.iter().map(|c| {
-                    vec![
-                        c.arm.clone(),
-                        c.baseline.clone(),
-                        format!("{} / {}", number(c.reached_arm), number(c.reached_baseline)),
-                        number(c.logrank_z),
-                        p_value(c.logrank_p),
-                        p_value(c.holm_p),
-                        number(c.mw_u),
-                        p_value(c.mw_p),
-                        number(c.diff),
-                        p_value(c.welch_p),
-                    ]
-                }),
-            );
-        } else {
-            table(
-                &mut out,
-                &[
-                    "arm",
-                    "baseline",
-                    "diff [bootstrap]",
-                    "Hedges' g [CI]",
-                    "Welch t (df)",
-                    "Welch p",
-                    "paired p",
-                    "MW U (p)",
-                    "Holm p",
-                    "ASO ε_min",
-                ],
-                rows.iter().map(|c| {
-                    vec![
-                        c.arm.clone(),
-                        c.baseline.clone(),
-                        format!(
-                            "{} {}",
-                            number(c.diff),
-                            interval(c.diff_boot_lo, c.diff_boot_hi)
-                        ),
-                        format!(
-                            "{} {}",
-                            number(c.hedges_g),
-                            interval(c.hedges_g_lo, c.hedges_g_hi)
-                        ),
-                        format!("{} ({})", number(c.welch_t), number(c.welch_df)),
-                        p_value(c.welch_p),
-                        p_value(c.paired_p),
-                        format!("{} ({})", number(c.mw_u), p_value(c.mw_p)),
-                        p_value(c.holm_p),
-                        number(c.aso_eps_min),
-                    ]
-                }),
-            );
+        match metric {
+            Metric::EpochsToThreshold => censored_table(out, &rows),
+            _ => numeric_table(out, &rows, settings),
         }
         let _ = writeln!(out);
     }
+}
 
+fn censored_table(out: &mut String, rows: &[&Comparison]) {
+    table(
+        out,
+        &[
+            "arm",
+            "baseline",
+            "family",
+            "reached (arm / baseline)",
+            "log-rank z",
+            "log-rank p",
+            "Holm p",
+            "MW U",
+            "MW p",
+        ],
+        rows.iter().map(|c| {
+            vec![
+                c.arm.clone(),
+                c.baseline.clone(),
+                family_name(c.family),
+                format!("{} / {}", number(c.reached_arm), number(c.reached_baseline)),
+                number(c.logrank_z),
+                p_value(c.logrank_p),
+                p_value(c.holm_p),
+                number(c.mw_u),
+                p_value(c.mw_p),
+            ]
+        }),
+    );
+}
+
+fn numeric_table(out: &mut String, rows: &[&Comparison], settings: &Settings) {
+    table(
+        out,
+        &[
+            "arm",
+            "baseline",
+            "family",
+            "paired diff (pairs)",
+            "paired t p",
+            "sign-flip p",
+            "Holm p",
+            "verdict",
+            "Welch p",
+            "MW p",
+            "Hedges' g [CI]",
+            "ASO ε_min",
+        ],
+        rows.iter().map(|c| {
+            let verdict = match verdict(c, settings.alpha) {
+                Verdict::Better => "better",
+                Verdict::Worse => "worse",
+                Verdict::Differs => "differs",
+                Verdict::Undetected => "—",
+            };
+            vec![
+                c.arm.clone(),
+                c.baseline.clone(),
+                family_name(c.family),
+                format!("{} ({})", number(c.diff_paired), c.n_pairs),
+                p_value(c.paired_p),
+                p_value(c.signflip_p),
+                p_value(c.holm_p),
+                verdict.to_owned(),
+                p_value(c.welch_p),
+                p_value(c.mw_p),
+                format!(
+                    "{} {}",
+                    number(c.hedges_g),
+                    interval(c.hedges_g_lo, c.hedges_g_hi)
+                ),
+                number(c.aso_eps_min),
+            ]
+        }),
+    );
+}
+
+fn family_name(family: Family) -> String {
+    match family {
+        Family::Primary => "primary".into(),
+        Family::Secondary => "secondary".into(),
+    }
+}
+
+/// Every run with its headline numbers.
+fn runs(out: &mut String, e: &Experiment) {
     let _ = writeln!(out, "## Runs\n");
     table(
-        &mut out,
+        out,
         &[
             "arm",
             "seed",
@@ -488,8 +720,9 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
             "best val acc (epoch)",
             "test acc at best val",
             "final test acc",
-            "loss gap",
+            "final train acc",
             "acc gap",
+            "fit",
         ],
         e.runs.iter().map(|r| {
             let m = r.metrics;
@@ -503,16 +736,10 @@ pub fn render(experiment: &Experiment, settings: &Settings, plots: &[String]) ->
                 }),
                 number(m.and_then(|m| m.test_acc_at_best_val)),
                 number(m.and_then(|m| m.final_test_acc)),
-                number(m.map(|m| m.final_loss_gap)),
+                number(m.map(|m| m.final_train_acc)),
                 number(m.map(|m| m.final_acc_gap)),
+                r.fit().map_or("—", Fit::name).to_owned(),
             ]
         }),
     );
-    if !plots.is_empty() {
-        let _ = writeln!(out, "\n## Plots\n");
-        for plot in plots {
-            let _ = writeln!(out, "![{plot}]({plot})\n");
-        }
-    }
-    out
 }

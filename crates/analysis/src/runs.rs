@@ -208,8 +208,8 @@ pub fn by_experiment(runs: &[Run]) -> BTreeMap<&str, BTreeMap<&str, Vec<&Run>>> 
 }
 
 /// The keys of a specification that make one run of an experiment another run of it: which arm
-/// it is (its schedule and the base rate an arm may set) and its seed.
-const ARM_KEYS: [&str; 4] = ["arm", "scheduler", "optimizer.lr", "seed"];
+/// it is (its schedule) and its seed.
+const ARM_KEYS: [&str; 3] = ["arm", "scheduler", "seed"];
 
 /// The differences between `a` and `b` outside `keys` (and anything under them).
 fn differences_beyond(a: &RunSpec, b: &RunSpec, keys: &[&str]) -> Vec<Difference> {
@@ -234,9 +234,9 @@ fn listed(found: &[Difference]) -> String {
 }
 
 /// Checks that the runs of one experiment compare what they claim to: the runs of an arm differ
-/// only by their seed, and the arms only by their schedule and base rate. Anything else — a
-/// smoke run beside a full one, runs of another dataset commit, of another lrlab — is an error
-/// naming both runs and what differs.
+/// only by their seed, and the arms only by their schedule. Anything else — a smoke run beside
+/// a full one, another base rate, runs of another dataset commit, of another lrlab — is an
+/// error naming both runs and what differs.
 pub fn check_comparable(name: &str, arms: &BTreeMap<&str, Vec<&Run>>) -> Result<()> {
     let mut first_of_experiment: Option<&Run> = None;
     for (arm, runs) in arms {

@@ -174,12 +174,55 @@ fn censored_times_match_scipy() {
 }
 
 #[test]
-fn minimum_detectable_effect_matches_scipy() {
-    for case in fixture()["minimum_detectable_effect"].as_array().unwrap() {
-        let n = |key: &str| case[key].as_u64().unwrap() as usize;
-        let d = stats::minimum_detectable_effect(n("n_a"), n("n_b"), 0.05, 0.8).unwrap();
-        close(d, &case["d"], 1e-9, "minimum detectable effect");
+fn paired_tests_match_scipy_with_ties_and_zero_differences() {
+    let fixture = fixture();
+    let cases = fixture["paired"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for (i, case) in cases.iter().enumerate() {
+        let (a, b) = (floats(&case["a"]), floats(&case["b"]));
+        let what = |test: &str| format!("paired case {i} ({a:?} vs {b:?}) {test}");
+        match (stats::paired(&a, &b), case["paired"].is_null()) {
+            (Some(p), false) => {
+                close(p.t, &case["paired"]["t"], 1e-9, &what("paired t"));
+                close(p.p, &case["paired"]["p"], 1e-9, &what("paired p"));
+            }
+            (None, true) => {}
+            (ours, _) => panic!("{}: {ours:?} vs {}", what("paired"), case["paired"]),
+        }
+        let flip = stats::sign_flip(&a, &b).expect("pairs");
+        close(flip.p, &case["sign_flip_p"], 1e-12, &what("sign-flip p"));
+        assert_eq!(
+            flip.min_p,
+            2.0 / 2f64.powi(a.len() as i32),
+            "{}",
+            what("floor")
+        );
+        assert!(flip.min_p <= flip.p, "{}", what("floor below p"));
     }
+    // The study's shape: 3 pairs of one sign give the floor, 0.25 two-sided.
+    let study = stats::sign_flip(&[0.91, 0.93, 0.92], &[0.89, 0.90, 0.905]).unwrap();
+    assert_eq!((study.p, study.min_p), (0.25, 0.25));
+    assert_eq!(stats::sign_flip(&[], &[]), None);
+}
+
+#[test]
+fn detectable_differences_and_seeds_needed_match_scipy() {
+    for case in fixture()["detectable_difference"].as_array().unwrap() {
+        let (sd, alpha, power) = (
+            case["sd"].as_f64().unwrap(),
+            case["alpha"].as_f64().unwrap(),
+            case["power"].as_f64().unwrap(),
+        );
+        let n = case["n"].as_u64().unwrap() as usize;
+        let d = stats::detectable_difference(sd, n, alpha, power).unwrap();
+        close(d, &case["difference"], 1e-9, "detectable difference");
+        for (delta, key) in [(0.01, "0.01"), (0.005, "0.005")] {
+            let needed = stats::pairs_needed(sd, delta, alpha, power, 1000);
+            let want = case["pairs_needed"][key].as_u64().map(|n| n as usize);
+            assert_eq!(needed, want, "pairs for {delta} at sd {sd}, alpha {alpha}");
+        }
+    }
+    assert_eq!(stats::detectable_difference(0.01, 1, 0.05, 0.8), None);
 }
 
 #[test]

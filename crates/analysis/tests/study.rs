@@ -9,7 +9,8 @@ use polars::prelude::{ParquetReader, ParquetWriter, SerReader};
 
 use common::{Study, Synthetic, curves, spec, write_run, write_spec, write_study};
 use lrlab_analysis::{
-    AnalysisError, Metric, RunMetrics, Settings, Status, analyze, read_runs, stats, write_report,
+    AnalysisError, Context, Family, Fit, Metric, RunMetrics, Settings, Status, analyze, read_runs,
+    stats, write_report,
 };
 
 const ARMS: [&str; 5] = ["constant", "step", "cosine", "plateau", "trend_gap"];
@@ -75,7 +76,9 @@ fn a_study_becomes_tables_tests_and_plots() {
         .collect();
     assert_eq!(names, ["cifar10", "imdb"]);
     let cifar = &analysis.experiments[0];
-    assert_eq!(cifar.baselines, BASELINES);
+    assert_eq!(cifar.design.baselines, BASELINES);
+    assert_eq!(cifar.design.tested, ["plateau", "trend_gap"]);
+    assert_eq!(cifar.design.primary, Metric::TestAccAtBestVal);
     assert_eq!(
         cifar.arms,
         ["constant", "step", "cosine", "plateau", "trend_gap"]
@@ -99,7 +102,15 @@ fn a_study_becomes_tables_tests_and_plots() {
     let values = |arm: &str| -> Vec<f64> {
         runs.iter()
             .filter(|r| r.experiment() == "cifar10" && r.arm() == arm && r.status().is_outcome())
-            .map(|r| RunMetrics::of(&r.curves, 0.85).unwrap().best_val_acc)
+            .map(|r| {
+                let context = Context {
+                    threshold: 0.85,
+                    planned_epochs: 12,
+                    chance: 0.1,
+                    diverged: r.status() == Status::Diverged,
+                };
+                RunMetrics::of(&r.curves, &context).unwrap().best_val_acc
+            })
             .collect()
     };
     let (arm, base) = (values("trend_gap"), values("step"));
@@ -115,8 +126,32 @@ fn a_study_becomes_tables_tests_and_plots() {
         (Some(welch.t), Some(welch.df), Some(welch.p))
     );
     assert_eq!(c.n_pairs, 3, "seeds 0..3 pair; seed 3 has no partner");
+    let paired = stats::paired(&arm[..3], &base).unwrap();
+    assert_eq!((c.paired_t, c.paired_p), (Some(paired.t), Some(paired.p)));
+    assert_eq!(
+        c.signflip_p,
+        Some(stats::sign_flip(&arm[..3], &base).unwrap().p)
+    );
     assert_eq!(c.mw_u, Some(stats::mann_whitney(&arm, &base).unwrap().u));
     assert_eq!(c.mean_arm, Some(stats::mean(&arm)));
+    assert_eq!(c.diverged_arm, 1, "trend_gap seed 3 diverged");
+    assert_eq!(arm[3], 0.1, "a diverged run's accuracies are chance level");
+    // The primary family: the arms under test against the baselines on the primary metric,
+    // Holm over exactly those six paired t-tests.
+    let primary: Vec<_> = cifar
+        .comparisons
+        .iter()
+        .filter(|c| c.family == Family::Primary)
+        .collect();
+    assert_eq!(primary.len(), 2 * 3);
+    assert!(primary.iter().all(|c| c.metric == "test_acc_at_best_val"));
+    assert!(primary.iter().all(|c| c.primary_test == "paired_t"));
+    let adjusted = stats::holm(&primary.iter().map(|c| c.paired_p).collect::<Vec<_>>());
+    assert_eq!(
+        primary.iter().map(|c| c.holm_p).collect::<Vec<_>>(),
+        adjusted
+    );
+    assert!(primary.iter().all(|c| c.mde.is_some_and(|d| d > 0.0)));
     // Holm never lowers a p-value and is 1-capped.
     for c in &cifar.comparisons {
         if let (Some(raw), Some(holm)) = (c.primary_p, c.holm_p) {
@@ -158,14 +193,23 @@ fn a_study_becomes_tables_tests_and_plots() {
         "## Protocol",
         "| data | uoft-cs/cifar10 @ 0123456789ab |",
         "12 epochs × 1407 steps, batch 32",
-        "| trend_gap | 0.001 | `{\"kind\":\"constant\",\"factor\":1.0,\"total_iters\":0}` |",
+        "| trend_gap | `{\"kind\":\"constant\",\"factor\":1.0,\"total_iters\":0}` |",
+        "Adam at lr 0.001, weight decay",
         "eps 1e-8",
-        "## Verdicts",
+        "**Primary endpoint** (registered in the experiment file before any run): test \
+         accuracy at the best-validation epoch (`test_acc_at_best_val`)",
+        "Holm's correction over the 6 comparisons",
+        "## Verdicts on the primary endpoint",
         "**plateau**",
         "**trend_gap**",
-        "minimum detectable effect",
+        "sign-flip p =",
+        "floor 0.250",
+        "detectable difference",
+        "seeds for 1 point",
+        "With 3 pairs the exact sign-flip test cannot give p below 0.250",
         "plateau seed 3 (running, 5 epochs)",
-        "Diverged",
+        "Diverged, counted as failures: trend_gap (seed 3)",
+        "## Over- and under-fitting",
         "val_acc.png",
     ] {
         assert!(
@@ -199,7 +243,7 @@ fn a_threshold_no_run_reaches_is_censored_not_averaged() {
     };
     let analysis = analyze(&read_runs(&[folder.path().to_owned()]).unwrap(), &settings).unwrap();
     let cifar = &analysis.experiments[0];
-    assert_eq!(cifar.threshold, 0.885);
+    assert_eq!(cifar.design.threshold, 0.885);
     // constant rises to 0.86 and never reaches 0.885; trend_gap (0.90) mostly does.
     let c = cifar
         .comparisons
@@ -419,13 +463,14 @@ fn seeds_of_an_arm_are_pooled_only_when_nothing_else_differs() {
 fn arms_are_compared_only_when_all_else_is_equal() {
     let folder = tempfile::tempdir().unwrap();
     study(folder.path());
-    // Another dataset commit for every seed of one arm; its own schedule and rate are its own.
+    let cosine = || serde_json::from_value(serde_json::json!({"kind": "cosine", "t_max": 12}));
+    // Another dataset commit and another base rate for every seed of one arm; its own
+    // schedule is its own.
     for seed in 0..3 {
         rewrite(folder.path(), "trend_gap", seed, |s| {
             s.resolved.dataset.commit = Some("fedcba9876543210fedcba9876543210fedcba98".into());
             s.optimizer.lr = 3e-5;
-            s.scheduler =
-                serde_json::from_value(serde_json::json!({"kind": "cosine", "t_max": 12})).unwrap();
+            s.scheduler = cosine().unwrap();
         });
     }
     let runs = read_runs(&[folder.path().to_owned()]).unwrap();
@@ -433,35 +478,141 @@ fn arms_are_compared_only_when_all_else_is_equal() {
     for needle in [
         "arms `constant`",
         "`trend_gap`",
+        "optimizer.lr: 0.001 → 0.00003",
         "resolved.dataset.commit",
         "all else equal",
     ] {
         assert!(message.contains(needle), "{needle}: {message}");
     }
     assert!(
-        !message.contains("optimizer.lr"),
-        "an arm's own rate: {message}"
-    );
-    assert!(
         !message.contains("scheduler"),
         "an arm's own schedule: {message}"
     );
-    // Back to the study's commit, the arm's own schedule and rate are what it is.
+    // Back to the study's commit and rate, the arm's own schedule is what it is.
     for seed in 0..3 {
         rewrite(folder.path(), "trend_gap", seed, |s| {
-            s.optimizer.lr = 3e-5;
-            s.scheduler =
-                serde_json::from_value(serde_json::json!({"kind": "cosine", "t_max": 12})).unwrap();
+            s.scheduler = cosine().unwrap();
         });
     }
     let runs = read_runs(&[folder.path().to_owned()]).unwrap();
     let analysis = analyze(&runs, &Settings::default()).unwrap();
     let own = &analysis.experiments[0].protocol.arms;
     let trend_gap = own.iter().find(|a| a.arm == "trend_gap").unwrap();
-    assert_eq!(trend_gap.lr, 3e-5);
     assert!(
         trend_gap.schedule.contains("\"t_max\":12"),
         "{}",
         trend_gap.schedule
+    );
+}
+
+/// A cifar10 run of `arm` and `seed` with its own rows.
+fn write_rows(root: &Path, arm: &str, seed: u64, status: Status, rows: &[common::Row]) {
+    let run = Synthetic {
+        experiment: "cifar10",
+        arm,
+        seed,
+        planned: 12,
+        status,
+        baselines: &BASELINES,
+        threshold: 0.85,
+    };
+    write_run(root, &run, rows);
+}
+
+/// The verdict line of `arm` in a report.
+fn verdict_line<'a>(report: &'a str, arm: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("- **{arm}**")))
+        .unwrap_or_else(|| panic!("no verdict for {arm}:\n{report}"))
+}
+
+#[test]
+fn an_arm_that_diverges_in_every_seed_loses_on_the_primary_endpoint() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    // trend_gap had the best curves (0.90); now it diverges in epoch 3 of every seed, after
+    // two good epochs.
+    for seed in 0..3 {
+        write_rows(
+            folder.path(),
+            "trend_gap",
+            seed,
+            Status::Diverged,
+            &curves(2, 0.9, 3.0, 4, seed),
+        );
+    }
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let cifar = &analysis.experiments[0];
+    for c in cifar
+        .comparisons
+        .iter()
+        .filter(|c| c.family == Family::Primary && c.arm == "trend_gap")
+    {
+        assert_eq!((c.diverged_arm, c.diverged_baseline), (3, 0));
+        assert!(c.diff_paired.unwrap() < -0.7, "chance against ~0.86: {c:?}");
+        assert!(c.holm_p.unwrap() < 0.05, "{c:?}");
+    }
+    let out = folder.path().join("report");
+    write_report(cifar, &Settings::default(), &out).unwrap();
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let line = verdict_line(&report, "trend_gap");
+    assert!(
+        line.contains("3 diverged") && line.contains("**Worse** vs constant"),
+        "{line}"
+    );
+    assert!(!line.contains("**Better**"), "{line}");
+}
+
+#[test]
+fn a_collapsed_model_is_not_called_better_for_its_small_gap() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    // plateau's model collapses: it predicts one class, train ≈ val, no gap at all.
+    let collapsed: Vec<common::Row> = (0..12)
+        .map(|_| common::Row {
+            lr: 1e-3,
+            train_loss: 2.302,
+            train_acc: 0.1,
+            val_loss: 2.302,
+            val_acc: 0.1,
+            test_acc: 0.1,
+        })
+        .collect();
+    for seed in 0..3 {
+        write_rows(folder.path(), "plateau", seed, Status::Complete, &collapsed);
+    }
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let cifar = &analysis.experiments[0];
+    let plateau: Vec<_> = cifar.runs.iter().filter(|r| r.arm == "plateau").collect();
+    assert!(plateau.iter().all(|r| r.fit() == Some(Fit::Underfit)));
+    let out = folder.path().join("report");
+    write_report(cifar, &Settings::default(), &out).unwrap();
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(verdict_line(&report, "plateau").contains("**Worse**"));
+    // Its gaps are the smallest, and may differ detectably: they are never "better".
+    for gap in [
+        "final_acc_gap",
+        "final_loss_gap",
+        "acc_gap_last5",
+        "loss_gap_last5",
+    ] {
+        let section = report
+            .split(&format!("(`{gap}`"))
+            .nth(1)
+            .and_then(|rest| rest.split("### ").next())
+            .unwrap();
+        for row in section.lines().filter(|l| l.starts_with("| plateau |")) {
+            assert!(
+                !row.contains("better") && !row.contains("worse"),
+                "{gap}: {row}"
+            );
+        }
+    }
+    assert!(
+        report.contains("| plateau | 0.1000 | 0.1000 | 0.0000 | 0.0000 | 3 | 0 | 0 | 0 |"),
+        "the fitting table shows it underfit:\n{report}"
     );
 }

@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # The run directory, format 2
+//! # The run directory, format 3
 //!
 //! One run lives in `<out>/<experiment>/<arm>/seed-<seed>/` ([`RunDir::in_layout`]):
 //!
@@ -39,7 +39,8 @@
 //! experiment, arm and seed; `data`, `model`, `train` and `optimizer` as the experiment file's
 //! tables; `scheduler` with every length a number of ticks; `resolved`, what those came to on
 //! the data — dataset and checkpoint commits, split sizes, steps per epoch; `lrlab_version`),
-//! `analysis` ([`AnalysisPlan`]: threshold and baselines, which do not change the run), `status`
+//! `analysis` ([`AnalysisPlan`]: the primary metric, threshold, baselines and references, which
+//! do not change the run), `status`
 //! (`running`, `complete`, `diverged` or `failed`: [`Status`]), `message`, `epochs_done`,
 //! `device`, `git_commit`, `started`, `finished` and `resumed`.
 //!
@@ -52,8 +53,9 @@
 //! 1-based, strictly increasing), `lr`, `train_loss`, `train_acc`, `val_loss`, `val_acc`,
 //! `test_loss` and `test_acc` (null when no test set is measured), `epoch_seconds` and
 //! `examples_per_second` (`f64`). **`steps.parquet`** (zstd) has those of [`step_columns`]:
-//! `step` (`u64`, 1-based), `epoch` (`u32`), `lr`, `loss` and `grad_dot` (null unless the
-//! schedule reads it). Readers accept any numeric type that converts without loss.
+//! `step` (`u64`, 1-based), `epoch` (`u32`), `lr`, `loss`, `grad_dot` and `grad_cos` (null
+//! unless the schedule reads the gradients' agreement). Readers accept any numeric type that
+//! converts without loss.
 //!
 //! **`checkpoint/`** belongs to the trainer: `epoch-NNNN/` holds the weights
 //! (`weights.safetensors`, the model's own tensor names), the optimizer's moments

@@ -14,7 +14,7 @@ use crate::spec::RunSpec;
 
 /// The version of the run-directory format this crate writes and reads. A run written in
 /// another format is refused with a message saying so, never misread.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// Where a run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,10 +60,16 @@ impl fmt::Display for Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisPlan {
+    /// The metric the study's verdicts are drawn from, named before any result (its key in
+    /// the analysis, e.g. `test_acc_at_best_val`).
+    pub primary_metric: String,
     /// The validation accuracy that counts as converged.
     pub threshold: f64,
     /// The arms the others are compared with.
     pub baselines: Vec<String>,
+    /// Arms reported apart, as references: neither baselines nor arms under test (a published
+    /// schedule, say).
+    pub references: Vec<String>,
 }
 
 /// `run.json`: the run's specification and fingerprint, its analysis plan, and where it stands.

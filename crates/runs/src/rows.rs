@@ -42,8 +42,10 @@ pub mod step_columns {
     pub const LR: &str = "lr";
     /// The batch's loss.
     pub const LOSS: &str = "loss";
-    /// ⟨g_t, d_{t−1}⟩ where the schedule reads it (null elsewhere).
+    /// ⟨g_t, d_{t−1}⟩ where the schedule reads the gradients' agreement (null elsewhere).
     pub const GRAD_DOT: &str = "grad_dot";
+    /// cos(g_t, d_{t−1}), likewise.
+    pub const GRAD_COS: &str = "grad_cos";
 }
 
 /// One row of `epochs.parquet`: a finished epoch.
@@ -82,8 +84,11 @@ pub struct StepRow {
     pub lr: f64,
     /// The batch's loss.
     pub loss: f64,
-    /// ⟨g_t, d_{t−1}⟩ where the scheduler asked for it (hypergradient), else `None`.
+    /// ⟨g_t, d_{t−1}⟩ where the scheduler reads the gradients' agreement (hypergradient),
+    /// else `None`.
     pub grad_dot: Option<f64>,
+    /// cos(g_t, d_{t−1}) = ⟨g_t, d_{t−1}⟩ / (‖g_t‖ ‖d_{t−1}‖), likewise.
+    pub grad_cos: Option<f64>,
 }
 
 /// The epoch rows as a frame with the columns of [`epoch_columns`].
@@ -126,6 +131,10 @@ pub(crate) fn step_frame(rows: &[StepRow]) -> PolarsResult<DataFrame> {
         Column::new(
             GRAD_DOT.into(),
             rows.iter().map(|r| r.grad_dot).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            GRAD_COS.into(),
+            rows.iter().map(|r| r.grad_cos).collect::<Vec<_>>(),
         ),
     ])
 }
@@ -281,7 +290,7 @@ pub(crate) fn read_steps(path: &Path) -> Result<Vec<StepRow>> {
     let columns = Columns::read(path)?;
     let (step, epoch) = (columns.steps(STEP)?, columns.epochs(EPOCH)?);
     let (lr, loss) = (columns.floats(LR)?, columns.floats(LOSS)?);
-    let grad_dot = columns.optional(GRAD_DOT)?;
+    let (grad_dot, grad_cos) = (columns.optional(GRAD_DOT)?, columns.optional(GRAD_COS)?);
     Ok((0..columns.len())
         .map(|i| StepRow {
             step: step[i],
@@ -289,6 +298,7 @@ pub(crate) fn read_steps(path: &Path) -> Result<Vec<StepRow>> {
             lr: lr[i],
             loss: loss[i],
             grad_dot: grad_dot[i],
+            grad_cos: grad_cos[i],
         })
         .collect())
 }

@@ -63,8 +63,10 @@ fn spec() -> RunSpec {
 
 fn plan() -> AnalysisPlan {
     AnalysisPlan {
+        primary_metric: "test_acc_at_best_val".into(),
         threshold: 0.85,
         baselines: vec!["constant".into(), "cosine".into()],
+        references: Vec::new(),
     }
 }
 
@@ -90,6 +92,7 @@ fn step_row(step: u64) -> StepRow {
         lr: 1e-3,
         loss: 2.5,
         grad_dot: (step > 1).then_some(-0.5),
+        grad_cos: (step > 1).then_some(-0.25),
     }
 }
 
@@ -255,7 +258,7 @@ fn records_of_another_format_or_edited_by_hand_are_refused() {
     );
     let err = read_edited(folder.path(), |v| v["schema"] = json!(99));
     assert!(
-        err.contains("format 99") && err.contains("format 2"),
+        err.contains("format 99") && err.contains("format 3"),
         "{err}"
     );
     let err = read_edited(folder.path(), |v| v["spec"]["train"]["epochs"] = json!(50));

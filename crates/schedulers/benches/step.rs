@@ -35,6 +35,7 @@ fn observe_cost(c: &mut Criterion) {
                         epoch: 1,
                         loss: Some(1.0 - wobble),
                         grad_dot: Some(0.5 - wobble * 10.0),
+                        grad_cos: Some(0.5 - wobble * 10.0),
                     }),
                     Interval::Epoch => Observation::Epoch(EpochEnd {
                         epoch: tick,

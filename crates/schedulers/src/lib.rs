@@ -24,7 +24,7 @@
 //!         x -= lr * 2.0 * x;                   // the optimizer's update
 //!         step += 1;
 //!         scheduler.observe(&Observation::Step(StepEnd {
-//!             step, epoch, loss: Some(x * x), grad_dot: None,
+//!             step, epoch, loss: Some(x * x), ..Default::default()
 //!         }));
 //!     }
 //!     let val_loss = x * x;                    // "validation"
@@ -128,6 +128,7 @@ mod error;
 mod float;
 mod length;
 mod observation;
+mod rate;
 mod registry;
 mod scheduler;
 pub mod schedules;
@@ -135,6 +136,7 @@ pub mod schedules;
 pub use error::ConfigError;
 pub use length::{Length, Span};
 pub use observation::{EpochEnd, Interval, Observation, Signal, Signals, StepEnd};
+pub use rate::Rate;
 pub use registry::{AnyScheduler, SchedulerConfig};
 pub use scheduler::{Clock, Scheduler, Ticking};
 pub use schedules::*;

@@ -46,6 +46,9 @@ pub struct StepEnd {
     /// direction `d` (the vector the optimizer subtracted, `θ ← θ − lr·d`; for SGD `d = g`).
     /// Positive when consecutive steps agree. `None` on the first step or when not computed.
     pub grad_dot: Option<f64>,
+    /// cos(g_t, d_{t−1}) = ⟨g_t, d_{t−1}⟩ / (‖g_t‖ ‖d_{t−1}‖), in [−1, 1]: their agreement
+    /// whatever the gradients' scale. `None` on the first step or when not computed.
+    pub grad_cos: Option<f64>,
 }
 
 /// Reported at the end of every epoch, after validation.
@@ -88,6 +91,7 @@ impl Observation {
         match (self, signal) {
             (Observation::Step(s), Signal::BatchLoss) => s.loss,
             (Observation::Step(s), Signal::GradDot) => s.grad_dot,
+            (Observation::Step(s), Signal::GradCos) => s.grad_cos,
             (Observation::Epoch(e), Signal::TrainLoss) => e.train_loss,
             (Observation::Epoch(e), Signal::TrainAcc) => e.train_acc,
             (Observation::Epoch(e), Signal::ValLoss) => e.val_loss,
@@ -121,6 +125,8 @@ pub enum Signal {
     BatchLoss,
     /// [`StepEnd::grad_dot`].
     GradDot,
+    /// [`StepEnd::grad_cos`].
+    GradCos,
     /// [`EpochEnd::train_loss`].
     TrainLoss,
     /// [`EpochEnd::train_acc`].
@@ -133,9 +139,10 @@ pub enum Signal {
 
 impl Signal {
     /// Every signal, in declaration order.
-    pub const ALL: [Signal; 6] = [
+    pub const ALL: [Signal; 7] = [
         Signal::BatchLoss,
         Signal::GradDot,
+        Signal::GradCos,
         Signal::TrainLoss,
         Signal::TrainAcc,
         Signal::ValLoss,
@@ -147,6 +154,7 @@ impl Signal {
         match self {
             Signal::BatchLoss => "batch_loss",
             Signal::GradDot => "grad_dot",
+            Signal::GradCos => "grad_cos",
             Signal::TrainLoss => "train_loss",
             Signal::TrainAcc => "train_acc",
             Signal::ValLoss => "val_loss",
@@ -157,7 +165,7 @@ impl Signal {
     /// The event that carries this signal.
     pub fn interval(self) -> Interval {
         match self {
-            Signal::BatchLoss | Signal::GradDot => Interval::Step,
+            Signal::BatchLoss | Signal::GradDot | Signal::GradCos => Interval::Step,
             _ => Interval::Epoch,
         }
     }

@@ -189,6 +189,7 @@ impl SchedulerConfig {
                 epoch,
                 loss: Some(1.0),
                 grad_dot: Some(0.0),
+                grad_cos: Some(0.0),
             }));
             if step % steps_per_epoch == 0 || step == span.steps {
                 scheduler.observe(&Observation::Epoch(EpochEnd {

@@ -5,8 +5,8 @@
 
 use lrlab_schedulers::schedules::*;
 use lrlab_schedulers::{
-    AnyScheduler, EpochEnd, Interval, Length, Observation, Scheduler, SchedulerConfig, Signal,
-    Span, StepEnd,
+    AnyScheduler, EpochEnd, Interval, Length, Observation, Rate, Scheduler, SchedulerConfig,
+    Signal, Span, StepEnd,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -152,7 +152,7 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                         threshold,
                         threshold_mode,
                         cooldown: cooldown.into(),
-                        min_lr,
+                        min_lr: Rate::Absolute(min_lr),
                         ..Default::default()
                     })
                 }
@@ -193,8 +193,8 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                         threshold_mode,
                         cooldown: cooldown.into(),
                         warmup: warmup.into(),
-                        min_lr,
-                        max_lr,
+                        min_lr: Rate::Absolute(min_lr),
+                        max_lr: Rate::Times(max_lr / BASE_LR),
                         eps: 1e-10,
                         smooth,
                         window_size,
@@ -203,14 +203,21 @@ fn leaf() -> impl Strategy<Value = SchedulerConfig> {
                     })
                 }
             ),
-        (1e-6..1e-2f64, 0.0..1e-4f64, 1e-3..0.1f64).prop_map(|(beta, min_lr, max_lr)| {
-            SchedulerConfig::Hypergradient(HypergradientConfig {
-                beta,
-                min_lr,
-                max_lr,
-                interval: None,
-            })
-        }),
+        (1e-6..0.5f64, 0.0..1e-4f64, 1e-3..0.1f64, any::<bool>()).prop_map(
+            |(beta, min_lr, max_lr, additive)| {
+                SchedulerConfig::Hypergradient(HypergradientConfig {
+                    rule: if additive {
+                        HypergradientRule::Additive
+                    } else {
+                        HypergradientRule::Multiplicative
+                    },
+                    beta: if additive { beta / 50.0 } else { beta },
+                    min_lr: Rate::Times(min_lr / BASE_LR),
+                    max_lr: Rate::Absolute(max_lr),
+                    interval: None,
+                })
+            }
+        ),
         (1.0..1.5f64, 0.1..1.0f64, 0.01..1.0f64, 0.0..0.9f64, 0..3u64).prop_map(
             |(growth, decay, spike_cut, slope_smoothing, cooldown)| {
                 SchedulerConfig::TrendGap(TrendGapConfig {
@@ -281,6 +288,7 @@ fn events() -> impl Strategy<Value = Vec<Observation>> {
                     epoch: e as u64 + 1,
                     loss: Some(loss),
                     grad_dot: Some(dot * 1e3),
+                    grad_cos: Some(dot / 5.0),
                 }));
             }
             out.push(Observation::Epoch(EpochEnd {
@@ -302,9 +310,9 @@ fn ceiling(config: &SchedulerConfig) -> f64 {
         SchedulerConfig::Cosine(c) => BASE_LR.max(c.eta_min),
         SchedulerConfig::CosineWarmRestarts(c) => BASE_LR.max(c.eta_min),
         SchedulerConfig::OneCycle(c) => c.max_lr,
-        SchedulerConfig::Greedy(c) => BASE_LR.max(c.max_lr),
-        SchedulerConfig::Hypergradient(c) => c.max_lr,
-        SchedulerConfig::TrendGap(c) => c.max_lr.unwrap_or(BASE_LR * 10.0),
+        SchedulerConfig::Greedy(c) => BASE_LR.max(c.max_lr.of(BASE_LR)),
+        SchedulerConfig::Hypergradient(c) => c.max_lr.of(BASE_LR),
+        SchedulerConfig::TrendGap(c) => c.max_lr.of(BASE_LR),
         SchedulerConfig::Warmup(c) => BASE_LR.max(ceiling(&c.inner)),
         SchedulerConfig::Sequential(c) => c.schedulers.iter().map(ceiling).fold(0.0, f64::max),
         _ => BASE_LR,
@@ -314,8 +322,8 @@ fn ceiling(config: &SchedulerConfig) -> f64 {
 /// The lowest rate the schedule may give, where it has a bound.
 fn floor(config: &SchedulerConfig) -> f64 {
     match config {
-        SchedulerConfig::Hypergradient(c) => c.min_lr,
-        SchedulerConfig::TrendGap(c) => c.min_lr.unwrap_or(BASE_LR * 0.01),
+        SchedulerConfig::Hypergradient(c) => c.min_lr.of(BASE_LR),
+        SchedulerConfig::TrendGap(c) => c.min_lr.of(BASE_LR),
         _ => 0.0,
     }
 }

@@ -50,7 +50,7 @@ fn event(interval: Interval, tick: u64, value: Option<f64>) -> Observation {
             step: tick,
             epoch: 1,
             loss: value,
-            grad_dot: None,
+            ..StepEnd::default()
         }),
         Interval::Epoch => Observation::Epoch(EpochEnd {
             epoch: tick,

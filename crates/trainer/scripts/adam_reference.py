@@ -10,7 +10,8 @@ Two parameters, p (4x3) and q (5), minimise  sum(sin(p) * a) + sum((q - b)^2)  w
 b; the learning rate changes every step, as a scheduler would change it. For each case the file
 records the initial values, the rates, the parameters after every step and, from step 2 on,
 <g_t, d_{t-1}>: the gradient the update uses (with the L2 term for Adam) dotted with the
-previous step's direction d = (theta_{t-1} - theta_t) / lr_{t-1}.
+previous step's direction d = (theta_{t-1} - theta_t) / lr_{t-1}, and their cosine
+<g_t, d_{t-1}> / (|g_t| |d_{t-1}|).
 Writes crates/trainer/tests/fixtures/adam_reference.json.
 """
 
@@ -38,7 +39,7 @@ def run(case):
     cls = torch.optim.Adam if case["kind"] == "adam" else torch.optim.AdamW
     opt = cls([p, q], lr=LRS[0], betas=tuple(case["betas"]), eps=case["eps"],
               weight_decay=case["weight_decay"], foreach=False)
-    after, dots, previous = [], [], None
+    after, dots, cosines, previous = [], [], [], None
     for lr in LRS:
         for group in opt.param_groups:
             group["lr"] = lr
@@ -50,12 +51,16 @@ def run(case):
         if case["kind"] == "adam":
             grads = [g + case["weight_decay"] * t for g, t in zip(grads, theta)]
         if previous is not None:
-            dots.append(sum(float((g.double() * d.double()).sum()) for g, d in zip(grads, previous)))
+            dot = sum(float((g.double() * d.double()).sum()) for g, d in zip(grads, previous))
+            g_norm = sum(float((g.double() ** 2).sum()) for g in grads) ** 0.5
+            d_norm = sum(float((d.double() ** 2).sum()) for d in previous) ** 0.5
+            dots.append(dot)
+            cosines.append(dot / (g_norm * d_norm))
         opt.step()
         previous = [(t - x.detach()) / lr for t, x in zip(theta, (p, q))]
         after.append({"p": p.detach().flatten().tolist(), "q": q.detach().tolist()})
     return {**case, "a": a.flatten().tolist(), "b": b.tolist(), "start": start, "lrs": LRS,
-            "after": after, "grad_dots": dots}
+            "after": after, "grad_dots": dots, "grad_cosines": cosines}
 
 
 if __name__ == "__main__":

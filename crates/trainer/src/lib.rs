@@ -20,6 +20,6 @@ mod train;
 
 pub use device::DeviceChoice;
 pub use error::{Result, TrainError};
-pub use optim::Adam;
+pub use optim::{Adam, Agreement};
 pub use progress::Progress;
 pub use train::{Data, Options, Outcome, Run, Score, compute_dtype, evaluate, train};

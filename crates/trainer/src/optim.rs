@@ -9,6 +9,16 @@ use lrlab_runs::{OptimizerConfig, OptimizerKind};
 use crate::error::{Result, TrainError};
 use crate::fused;
 
+/// How a step's gradient `g_t` agrees with the previous step's direction `d_{t−1}`, over all
+/// parameters: what hypergradient schedules read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Agreement {
+    /// ⟨g_t, d_{t−1}⟩.
+    pub dot: f64,
+    /// ⟨g_t, d_{t−1}⟩ / (‖g_t‖ ‖d_{t−1}‖): NaN when either is zero.
+    pub cos: f64,
+}
+
 /// One parameter with its moments and the direction of its last update.
 struct Slot {
     name: String,
@@ -63,10 +73,10 @@ impl Adam {
     }
 
     /// Updates every parameter that has a gradient in `grads` with learning rate `lr`. Returns
-    /// ⟨g_t, d_{t−1}⟩ over all parameters when directions are tracked and a previous step
-    /// exists, where `g_t` is the gradient the update uses (with the L2 term for `adam`) and
-    /// `d` the direction stepped along (`θ ← θ − lr·d`).
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<Option<f64>> {
+    /// the agreement of `g_t` with `d_{t−1}` over all parameters when directions are tracked and
+    /// a previous step exists, where `g_t` is the gradient the update uses (with the L2 term for
+    /// `adam`) and `d` the direction stepped along (`θ ← θ − lr·d`).
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<Option<Agreement>> {
         self.steps += 1;
         let OptimizerConfig {
             kind,
@@ -78,7 +88,7 @@ impl Adam {
         let t = self.steps as i32;
         let step_size = lr / (1.0 - b1.powi(t));
         let root_correction = (1.0 - b2.powi(t)).sqrt();
-        let mut dot: Option<Tensor> = None;
+        let mut sums: Option<[Tensor; 3]> = None;
         for slot in &mut self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
@@ -104,10 +114,17 @@ impl Adam {
                 _ => grad.clone(),
             };
             if let Some(previous) = &slot.direction {
-                let term = (&grad * previous)?.sum_all()?;
-                dot = Some(match dot {
-                    Some(sum) => (sum + term)?,
-                    None => term,
+                let terms = [
+                    (&grad * previous)?.sum_all()?,
+                    grad.sqr()?.sum_all()?,
+                    previous.sqr()?.sum_all()?,
+                ];
+                sums = Some(match sums {
+                    Some([a, b, c]) => {
+                        let [x, y, z] = terms;
+                        [(a + x)?, (b + y)?, (c + z)?]
+                    }
+                    None => terms,
                 });
             }
             let shape = theta.shape();
@@ -133,12 +150,18 @@ impl Adam {
             }
             slot.var.set(&(decayed - (&update * step_size)?)?)?;
         }
-        match dot {
-            Some(dot) => Ok(Some(
-                dot.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
-            )),
-            None => Ok(None),
-        }
+        let Some(sums) = sums else {
+            return Ok(None);
+        };
+        let [dot, gg, dd] = sums.map(|s| {
+            s.to_dtype(candle_core::DType::F64)
+                .and_then(|s| s.to_scalar::<f64>())
+        });
+        let (dot, norms) = (dot?, (gg? * dd?).sqrt());
+        Ok(Some(Agreement {
+            dot,
+            cos: dot / norms,
+        }))
     }
 
     /// The moments (and directions) by name, `m.NAME`, `v.NAME`, `d.NAME`, on the CPU.

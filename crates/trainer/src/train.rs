@@ -243,7 +243,9 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         let optimizer = Adam::new(
             spec.optimizer.clone(),
             model.parameters().trainable(),
-            scheduler.needs().contains(Signal::GradDot),
+            [Signal::GradDot, Signal::GradCos]
+                .iter()
+                .any(|s| scheduler.needs().contains(*s)),
         )?;
         Ok(Session {
             model,
@@ -389,19 +391,23 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             lr,
             loss: f64::from(loss.to_scalar::<f32>()?),
             grad_dot: None,
+            grad_cos: None,
         };
         if !row.loss.is_finite() {
             return Ok((row, None));
         }
         let grads = loss.backward()?;
         let hits = hits(&logits, &batch.labels)?;
-        row.grad_dot = self.optimizer.step(&grads, lr)?;
+        let agreement = self.optimizer.step(&grads, lr)?;
+        row.grad_dot = agreement.map(|a| a.dot);
+        row.grad_cos = agreement.map(|a| a.cos);
         self.state.step += 1;
         self.scheduler.observe(&Observation::Step(StepEnd {
             step: self.state.step,
             epoch: u64::from(epoch),
             loss: Some(row.loss),
             grad_dot: row.grad_dot,
+            grad_cos: row.grad_cos,
         }));
         Ok((row, Some(hits)))
     }

@@ -63,6 +63,7 @@ fn match_pytorch(track_direction: bool) {
         let params = [("p".to_string(), p.clone()), ("q".to_string(), q.clone())];
         let mut adam = Adam::new(config, &params, track_direction).unwrap();
         let dots: Vec<f64> = serde_json::from_value(case["grad_dots"].clone()).unwrap();
+        let cosines: Vec<f64> = serde_json::from_value(case["grad_cosines"].clone()).unwrap();
         for (t, lr) in lrs.iter().enumerate() {
             let loss = ((p.sin().unwrap() * &a).unwrap().sum_all().unwrap()
                 + q.broadcast_sub(&b)
@@ -72,7 +73,7 @@ fn match_pytorch(track_direction: bool) {
                     .sum_all()
                     .unwrap())
             .unwrap();
-            let dot = adam.step(&loss.backward().unwrap(), *lr).unwrap();
+            let agreement = adam.step(&loss.backward().unwrap(), *lr).unwrap();
             let after = &case["after"][t];
             let got_p: Vec<f32> = p.flatten_all().unwrap().to_vec1().unwrap();
             assert_close(
@@ -87,18 +88,24 @@ fn match_pytorch(track_direction: bool) {
                 &floats(&after["q"]),
                 1e-6,
             );
-            match (t, dot) {
+            match (t, agreement) {
                 (_, None) if !track_direction => {}
                 (0, None) => {}
-                (t, Some(dot)) if t > 0 => {
-                    let want = dots[t - 1];
+                (t, Some(agreement)) if t > 0 => {
+                    let (dot, want) = (agreement.dot, dots[t - 1]);
                     assert!(
                         (dot - want).abs() <= 1e-4 * want.abs().max(1e-2),
                         "{name} step {}: grad_dot {dot} vs {want}",
                         t + 1
                     );
+                    let (cos, want) = (agreement.cos, cosines[t - 1]);
+                    assert!(
+                        (cos - want).abs() <= 1e-5,
+                        "{name} step {}: grad_cos {cos} vs {want}",
+                        t + 1
+                    );
                 }
-                (t, dot) => panic!("{name} step {}: grad_dot {dot:?}", t + 1),
+                (t, agreement) => panic!("{name} step {}: {agreement:?}", t + 1),
             }
         }
         assert_eq!(adam.steps(), 10);

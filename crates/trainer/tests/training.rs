@@ -44,6 +44,7 @@ fn assert_rates_follow_the_scheduler(spec: &RunSpec, epochs: &[EpochRow], steps:
                 epoch: u64::from(s.epoch),
                 loss: Some(s.loss),
                 grad_dot: s.grad_dot,
+                grad_cos: s.grad_cos,
             }));
         }
         assert_eq!(

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 use indexmap::IndexMap;
+use lrlab_analysis::{Better, Metric};
 use lrlab_runs::{
     AnalysisPlan, DataSettings, ModelSettings, OptimizerConfig, TrainPlan, check_name,
 };
-use lrlab_schedulers::SchedulerConfig;
+use lrlab_schedulers::{Length, SchedulerConfig, WarmupConfig};
 use serde::Deserialize;
 
 /// One experiment: a task's data and model, the training plan, and the arms compared.
@@ -19,10 +20,21 @@ use serde::Deserialize;
 pub struct Experiment {
     /// Its name, the folder of its runs.
     pub experiment: String,
+    /// The metric the verdicts are drawn from, stated before any result (for `analyze`).
+    /// Default `test_acc_at_best_val`: the accuracy of the model a user would deploy.
+    #[serde(default = "primary_metric")]
+    pub primary_metric: String,
     /// Validation accuracy that counts as converged (for `analyze`).
     pub threshold: f64,
     /// The arms the others are compared with (for `analyze`).
     pub baselines: Vec<String>,
+    /// Arms reported apart, neither baselines nor arms under test (for `analyze`).
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// A warmup in front of every arm's schedule, so that arms differ by their schedules, not
+    /// by warming up or not.
+    #[serde(default)]
+    pub warmup: Option<SharedWarmup>,
     /// The seeds each arm is trained with: initial weights, data order, augmentation, dropout.
     pub seeds: Vec<u64>,
     /// The data.
@@ -36,10 +48,23 @@ pub struct Experiment {
     /// The arms: a name and a schedule each, in the file's order. Lengths may be relative to
     /// the run (`"epochs"`, `"30%"`).
     pub arms: IndexMap<String, SchedulerConfig>,
-    /// The base learning rate of arms that do not start from `optimizer.lr` (a reference
-    /// schedule published with its own rate).
+}
+
+fn primary_metric() -> String {
+    Metric::TestAccAtBestVal.key().to_owned()
+}
+
+/// The warmup every arm of an experiment starts with: a linear ramp of the rate from
+/// `start_factor` × its base over `steps` optimizer steps, then the arm's schedule over the rest
+/// of the run (lengths relative to the run are shares of what follows the warmup).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedWarmup {
+    /// Its length in optimizer steps (a length: `"6%"` of the run); 0 for none.
+    pub steps: Length,
+    /// The factor of the base rate it starts from; in [0, 1]. Default 0.
     #[serde(default)]
-    pub arm_lr: IndexMap<String, f64>,
+    pub start_factor: f64,
 }
 
 /// Where an experiment's values came from: the file, the preset laid over it and the flags laid
@@ -169,14 +194,6 @@ impl Experiment {
             let key = format!("arms.{name}");
             check_name(&key, name).map_err(|e| origin.error(&e.key, e.message))?;
         }
-        for arm in self.arm_lr.keys() {
-            if !self.arms.contains_key(arm) {
-                return fail(
-                    &format!("arm_lr.{arm}"),
-                    format!("`{arm}` is not an arm of the file"),
-                );
-            }
-        }
         for baseline in &self.baselines {
             if !self.arms.contains_key(baseline) {
                 return fail(
@@ -184,6 +201,30 @@ impl Experiment {
                     format!("`{baseline}` is not an arm of the file"),
                 );
             }
+        }
+        for reference in &self.references {
+            if !self.arms.contains_key(reference) || self.baselines.contains(reference) {
+                return fail(
+                    "references",
+                    format!("`{reference}` must be an arm of the file and not a baseline"),
+                );
+            }
+        }
+        let primary = Metric::from_key(&self.primary_metric);
+        if primary.is_none_or(|m| m.better() == Better::Neither) {
+            let keys: Vec<&str> = Metric::ALL
+                .into_iter()
+                .filter(|m| m.better() != Better::Neither)
+                .map(Metric::key)
+                .collect();
+            return fail(
+                "primary_metric",
+                format!(
+                    "`{}` is not a metric with a better direction; one of: {}",
+                    self.primary_metric,
+                    keys.join(", ")
+                ),
+            );
         }
         if self.seeds.is_empty() {
             return fail("seeds", "at least one seed".into());
@@ -197,7 +238,7 @@ impl Experiment {
         Ok(())
     }
 
-    /// Keeps only `arms` (each must be an arm of the file).
+    /// Trains only `arms` (each must be an arm of the file).
     pub fn retain_arms(&mut self, arms: &[String], origin: &Origin) -> Result<()> {
         if let Some(unknown) = arms.iter().find(|arm| !self.arms.contains_key(*arm)) {
             let known: Vec<&str> = self.arms.keys().map(String::as_str).collect();
@@ -207,26 +248,57 @@ impl Experiment {
                 known.join(", ")
             ));
         }
+        // The analysis plan stays the file's: runs of one experiment trained by separate
+        // invocations record one plan, and the analysis keeps the arms that ran.
         self.arms.retain(|name, _| arms.contains(name));
-        self.arm_lr.retain(|name, _| arms.contains(name));
-        self.baselines.retain(|name| arms.contains(name));
         Ok(())
     }
 
-    /// The optimizer of `arm`: the shared one, at the arm's own base rate if it has one.
-    pub fn optimizer_of(&self, arm: &str) -> OptimizerConfig {
-        let mut optimizer = self.optimizer.clone();
-        if let Some(lr) = self.arm_lr.get(arm) {
-            optimizer.lr = *lr;
+    /// The schedule of `arm`, behind the shared warmup when the experiment has one.
+    pub fn schedule_of(&self, arm: &str) -> SchedulerConfig {
+        let schedule = self.arms[arm].clone();
+        match &self.warmup {
+            Some(warmup) if warmup.steps != Length::Ticks(0) => {
+                SchedulerConfig::Warmup(WarmupConfig {
+                    start_factor: warmup.start_factor,
+                    warmup_steps: Some(warmup.steps),
+                    warmup_epochs: None,
+                    inner: Box::new(schedule),
+                })
+            }
+            _ => schedule,
         }
-        optimizer
+    }
+
+    /// The key of the experiment file that `field` of [`Self::schedule_of`]`(arm)` comes from:
+    /// the arm's own keys, or the shared warmup's.
+    pub fn schedule_key(&self, arm: &str, field: &str) -> String {
+        let wrapped = matches!(&self.warmup, Some(w) if w.steps != Length::Ticks(0));
+        let own = |rest: &str| match rest {
+            "" => format!("arms.{arm}"),
+            rest => format!("arms.{arm}.{rest}"),
+        };
+        if !wrapped {
+            return own(field);
+        }
+        match field {
+            "inner" => own(""),
+            "warmup_steps" => "warmup.steps".into(),
+            "" => "warmup".into(),
+            field => match field.strip_prefix("inner.") {
+                Some(rest) => own(rest),
+                None => format!("warmup.{field}"),
+            },
+        }
     }
 
     /// How the experiment asks to be analysed.
     pub fn analysis(&self) -> AnalysisPlan {
         AnalysisPlan {
+            primary_metric: self.primary_metric.clone(),
             threshold: self.threshold,
             baselines: self.baselines.clone(),
+            references: self.references.clone(),
         }
     }
 }

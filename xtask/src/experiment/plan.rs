@@ -27,10 +27,11 @@ pub fn specify(
 ) -> Result<Vec<RunSpec>> {
     let span = Span::of_run(u64::from(experiment.train.epochs), resolved.steps_per_epoch);
     let mut specs = Vec::new();
-    for (arm, scheduler) in &experiment.arms {
-        let scheduler = scheduler
+    for arm in experiment.arms.keys() {
+        let scheduler = experiment
+            .schedule_of(arm)
             .resolve(span)
-            .map_err(|e| origin.error(&format!("arms.{arm}.{}", e.field), e.message))?;
+            .map_err(|e| origin.error(&experiment.schedule_key(arm, &e.field), e.message))?;
         for &seed in &experiment.seeds {
             let spec = RunSpec {
                 experiment: experiment.experiment.clone(),
@@ -39,7 +40,7 @@ pub fn specify(
                 data: experiment.data.clone(),
                 model: experiment.model.clone(),
                 train: experiment.train.clone(),
-                optimizer: experiment.optimizer_of(arm),
+                optimizer: experiment.optimizer.clone(),
                 scheduler: scheduler.clone(),
                 resolved: resolved.clone(),
                 lrlab_version: env!("CARGO_PKG_VERSION").into(),
@@ -56,12 +57,9 @@ pub fn specify(
 fn file_key(experiment: &Experiment, arm: &str, error: &SpecError) -> String {
     let key = error.key.as_str();
     match key.split_once('.') {
-        Some(("scheduler", rest)) => format!("arms.{arm}.{rest}"),
-        None if key == "scheduler" => format!("arms.{arm}"),
+        Some(("scheduler", rest)) => experiment.schedule_key(arm, rest),
+        None if key == "scheduler" => experiment.schedule_key(arm, ""),
         None if key == "arm" => format!("arms.{arm}"),
-        _ if key == "optimizer.lr" && experiment.arm_lr.contains_key(arm) => {
-            format!("arm_lr.{arm}")
-        }
         _ => key.to_owned(),
     }
 }

@@ -195,16 +195,79 @@ pub fn describe(values: &[f64], level: f64) -> Describe {
     }
 }
 
-/// The smallest true difference, in standard deviations, that a two-sided two-sample t-test
-/// at `alpha` detects with probability `power` given `n_a` and `n_b` runs:
-/// (t₁₋α/₂ + t_power) · √(1/n_a + 1/n_b) on n_a + n_b − 2 degrees of freedom.
-pub fn minimum_detectable_effect(n_a: usize, n_b: usize, alpha: f64, power: f64) -> Option<f64> {
-    if n_a < 2 || n_b < 2 {
+/// The exact sign-flip permutation test of paired differences `a − b`, two-sided.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SignFlip {
+    /// The p-value: the share of the 2ⁿ sign assignments whose mean difference is at least as
+    /// extreme as the observed one, counted as scipy's `permutation_test` counts it
+    /// (`permutation_type="samples"`, two-sided: twice the smaller tail, at most 1; values
+    /// within a relative 100 ε of the observed one count as equal).
+    pub p: f64,
+    /// The smallest p the test can give with these pairs: 2 / 2ⁿ (0.25 with 3 pairs).
+    pub min_p: f64,
+}
+
+/// The most pairs whose 2ⁿ sign assignments are enumerated.
+pub const SIGN_FLIP_MAX_PAIRS: usize = 20;
+
+/// The exact sign-flip test of the pairs `(a[i], b[i])`: distribution-free, it asks only that a
+/// pair's difference be as likely positive as negative under no difference. `None` without pairs
+/// or with more than [`SIGN_FLIP_MAX_PAIRS`].
+pub fn sign_flip(a: &[f64], b: &[f64]) -> Option<SignFlip> {
+    assert_eq!(a.len(), b.len(), "paired samples");
+    let n = a.len();
+    if n == 0 || n > SIGN_FLIP_MAX_PAIRS {
         return None;
     }
-    let df = (n_a + n_b - 2) as f64;
-    Some(
-        (t_quantile(1.0 - alpha / 2.0, df) + t_quantile(power, df))
-            * (1.0 / n_a as f64 + 1.0 / n_b as f64).sqrt(),
-    )
+    let differences: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let observed = mean(&differences);
+    // scipy's tolerance for values equal in theory but not in floating point.
+    let gamma = (observed * 100.0 * f64::EPSILON).abs();
+    let total = 1u64 << n;
+    let (mut greater, mut less) = (0u64, 0u64);
+    let mut flipped = vec![0.0; n];
+    for signs in 0..total {
+        for (i, (d, f)) in differences.iter().zip(&mut flipped).enumerate() {
+            *f = if signs >> i & 1 == 1 { -d } else { *d };
+        }
+        let statistic = mean(&flipped);
+        greater += u64::from(statistic >= observed - gamma);
+        less += u64::from(statistic <= observed + gamma);
+    }
+    let tail = greater.min(less) as f64 / total as f64;
+    Some(SignFlip {
+        p: (2.0 * tail).min(1.0),
+        min_p: 2.0 / total as f64,
+    })
+}
+
+/// The smallest true mean difference (in the metric's units) that a two-sided paired t-test at
+/// level `alpha` detects with probability `power`, from `n` pairs whose differences have
+/// standard deviation `sd`: (t₁₋α/₂ + t_power) · sd / √n on n − 1 degrees of freedom. `None`
+/// below 2 pairs or without a finite spread.
+pub fn detectable_difference(sd: f64, n: usize, alpha: f64, power: f64) -> Option<f64> {
+    if n < 2 || !sd.is_finite() || sd < 0.0 {
+        return None;
+    }
+    let df = (n - 1) as f64;
+    Some((t_quantile(1.0 - alpha / 2.0, df) + t_quantile(power, df)) * sd / (n as f64).sqrt())
+}
+
+/// The fewest pairs (at most `most`) with which [`detectable_difference`] falls to `delta` or
+/// below, given the spread `sd` of the differences; `None` if `most` pairs do not suffice.
+pub fn pairs_needed(sd: f64, delta: f64, alpha: f64, power: f64, most: usize) -> Option<usize> {
+    let enough = |n: usize| detectable_difference(sd, n, alpha, power).is_some_and(|d| d <= delta);
+    if most < 2 || !enough(most) {
+        return None;
+    }
+    // The detectable difference falls as pairs are added: bisect for the first n enough.
+    let (mut low, mut high) = (1, most);
+    while high - low > 1 {
+        let middle = (low + high) / 2;
+        match enough(middle) {
+            true => high = middle,
+            false => low = middle,
+        }
+    }
+    Some(high)
 }

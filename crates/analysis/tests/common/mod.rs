@@ -92,8 +92,10 @@ pub fn write_run(root: &Path, run: &Synthetic, curves: &[Row]) -> RunDir {
 pub fn write_spec(root: &Path, run: &Synthetic, spec: RunSpec, curves: &[Row]) -> RunDir {
     let dir = RunDir::in_layout(root, run.experiment, run.arm, run.seed);
     let analysis = AnalysisPlan {
+        primary_metric: "test_acc_at_best_val".into(),
         threshold: run.threshold,
         baselines: run.baselines.iter().map(|b| b.to_string()).collect(),
+        references: Vec::new(),
     };
     let mut record = RunRecord::start(spec, analysis, "cpu".into());
     record.epochs_done = curves.len() as u32;

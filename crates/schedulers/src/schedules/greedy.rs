@@ -4,6 +4,7 @@ use crate::error::{ConfigError, at_least_one, ensure, lr_bounds, non_negative, p
 use crate::float::Float;
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
+use crate::rate::Rate;
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for, watched};
 use crate::schedules::plateau::monitor_interval;
@@ -17,7 +18,8 @@ serde_defaults! {
     zero: Length = Length::Ticks(0);
     threshold: f64 = 1e-6;
     abs: ThresholdMode = ThresholdMode::Abs;
-    max_lr: f64 = 1.0;
+    max_lr: Rate = Rate::Absolute(1.0);
+    no_rate: Rate = Rate::Absolute(0.0);
     eps: f64 = 1e-8;
     window_size: usize = 50;
     reset_start: u64 = 500;
@@ -76,12 +78,13 @@ pub struct GreedyConfig {
     /// Ticks after a raise during which nothing is counted (a [`Length`]). Default 0.
     #[serde(default = "zero")]
     pub warmup: Length,
-    /// Lower bound of the rate; ≥ 0. Default 0.
-    #[serde(default)]
-    pub min_lr: f64,
-    /// Upper bound of the rate; > 0. Default 1.
+    /// Lower bound of the rate (a [`Rate`]: `"0.01x"` is a hundredth of the base rate); ≥ 0.
+    /// Default 0.
+    #[serde(default = "no_rate")]
+    pub min_lr: Rate,
+    /// Upper bound of the rate (a [`Rate`], e.g. `"10x"`); > 0. Default 1.
     #[serde(default = "max_lr")]
-    pub max_lr: f64,
+    pub max_lr: Rate,
     /// Smallest change worth making; ≥ 0. Default 1e-8.
     #[serde(default = "eps")]
     pub eps: f64,
@@ -112,6 +115,8 @@ pub struct GreedyLr {
     patience: u64,
     cooldown: u64,
     warmup: u64,
+    min_lr: f64,
+    max_lr: f64,
     improvement: Improvement,
     initial_lr: f64,
     lr: f64,
@@ -132,9 +137,10 @@ impl GreedyLr {
             format!("must lie in (0, 1), got {}", config.factor)
         })?;
         non_negative("threshold", config.threshold)?;
-        non_negative("min_lr", config.min_lr)?;
-        positive("max_lr", config.max_lr)?;
-        lr_bounds(config.min_lr, config.max_lr)?;
+        let (min_lr, max_lr) = (config.min_lr.of(base_lr), config.max_lr.of(base_lr));
+        non_negative("min_lr", min_lr)?;
+        positive("max_lr", max_lr)?;
+        lr_bounds(min_lr, max_lr)?;
         non_negative("eps", config.eps)?;
         at_least_one("window_size", config.window_size as u64)?;
         at_least_one("reset_start", config.reset_start)?;
@@ -150,6 +156,8 @@ impl GreedyLr {
             patience: config.patience.ticks("patience")?,
             cooldown: config.cooldown.ticks("cooldown")?,
             warmup: config.warmup.ticks("warmup")?,
+            min_lr,
+            max_lr,
             initial_lr: base_lr,
             lr: base_lr,
             good_ticks: 0,
@@ -183,7 +191,7 @@ impl GreedyLr {
     }
 
     fn raise(&mut self) {
-        let raised = (self.lr / self.config.factor).min(self.config.max_lr);
+        let raised = (self.lr / self.config.factor).min(self.max_lr);
         if raised - self.lr > self.config.eps {
             self.lr = raised;
         }
@@ -191,11 +199,11 @@ impl GreedyLr {
     }
 
     fn cut(&mut self) {
-        let cut = (self.lr * self.config.factor).max(self.config.min_lr);
+        let cut = (self.lr * self.config.factor).max(self.min_lr);
         if self.lr - cut > self.config.eps {
             self.lr = cut;
         }
-        if self.lr <= self.config.min_lr {
+        if self.lr <= self.min_lr {
             self.resets_left -= 1;
             if self.resets_left == 0 {
                 self.reset();

@@ -64,9 +64,15 @@ pub(crate) fn mode_for(mode: Option<Mode>, monitor: Signal) -> Mode {
 
 /// Checks that `monitor` is a quantity a metric-driven schedule can watch.
 pub(crate) fn check_monitor(monitor: Signal) -> Result<(), ConfigError> {
-    ensure(monitor != Signal::GradDot, "monitor", || {
-        "must be one of val_loss, val_acc, train_loss, train_acc, batch_loss; got grad_dot".into()
-    })
+    ensure(
+        !matches!(monitor, Signal::GradDot | Signal::GradCos),
+        "monitor",
+        || {
+            format!(
+                "must be one of val_loss, val_acc, train_loss, train_acc, batch_loss; got {monitor}"
+            )
+        },
+    )
 }
 
 /// The value of `monitor` when `observation` is an event of its clock, for the schedule `who`.

@@ -16,7 +16,7 @@ pub mod warmup;
 pub use constant::{ConstantConfig, ConstantLr};
 pub use cosine::{CosineAnnealing, CosineConfig, CosineWarmRestarts, CosineWarmRestartsConfig};
 pub use greedy::{GreedyConfig, GreedyLr};
-pub use hypergradient::{Hypergradient, HypergradientConfig};
+pub use hypergradient::{DEFAULT_BETA, Hypergradient, HypergradientConfig, HypergradientRule};
 pub use improvement::{Mode, ThresholdMode};
 pub use linear::{LinearConfig, LinearLr, PolynomialConfig, PolynomialLr};
 pub use one_cycle::{Anneal, OneCycle, OneCycleConfig};

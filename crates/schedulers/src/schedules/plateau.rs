@@ -4,6 +4,7 @@ use crate::error::{ConfigError, ensure, non_negative};
 use crate::float::Float;
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
+use crate::rate::Rate;
 use crate::scheduler::Scheduler;
 use crate::schedules::improvement::{
     Improvement, Mode, ThresholdMode, check_monitor, mode_for, watched,
@@ -15,6 +16,7 @@ serde_defaults! {
     factor: f64 = 0.1;
     patience: Length = Length::Ticks(10);
     zero: Length = Length::Ticks(0);
+    no_rate: Rate = Rate::Absolute(0.0);
     threshold: f64 = 1e-4;
     rel: ThresholdMode = ThresholdMode::Rel;
     eps: f64 = 1e-8;
@@ -63,9 +65,10 @@ pub struct PlateauConfig {
     /// Default 0.
     #[serde(default = "zero")]
     pub cooldown: Length,
-    /// Lower bound of the rate; ≥ 0. Default 0.
-    #[serde(default)]
-    pub min_lr: f64,
+    /// Lower bound of the rate (a [`Rate`]: `"0.01x"` is a hundredth of the base rate); ≥ 0.
+    /// Default 0.
+    #[serde(default = "no_rate")]
+    pub min_lr: Rate,
     /// Smallest change worth making; ≥ 0. Default 1e-8.
     #[serde(default = "eps")]
     pub eps: f64,
@@ -84,7 +87,7 @@ impl Default for PlateauConfig {
             threshold: threshold(),
             threshold_mode: rel(),
             cooldown: zero(),
-            min_lr: 0.0,
+            min_lr: no_rate(),
             eps: eps(),
             interval: None,
         }
@@ -119,6 +122,7 @@ pub struct Plateau {
     config: PlateauConfig,
     patience: u64,
     cooldown: u64,
+    min_lr: f64,
     improvement: Improvement,
     best: Float,
     bad_ticks: u64,
@@ -133,7 +137,8 @@ impl Plateau {
             format!("must lie in [0, 1), got {}", config.factor)
         })?;
         non_negative("threshold", config.threshold)?;
-        non_negative("min_lr", config.min_lr)?;
+        let min_lr = config.min_lr.of(base_lr);
+        non_negative("min_lr", min_lr)?;
         non_negative("eps", config.eps)?;
         let interval = monitor_interval(config.monitor, config.interval)?;
         let improvement = Improvement {
@@ -144,6 +149,7 @@ impl Plateau {
         Ok(Plateau {
             patience: config.patience.ticks("patience")?,
             cooldown: config.cooldown.ticks("cooldown")?,
+            min_lr,
             config: PlateauConfig {
                 interval: Some(interval),
                 ..config
@@ -185,7 +191,7 @@ impl Scheduler for Plateau {
             self.bad_ticks = 0;
         }
         if self.bad_ticks > self.patience {
-            let reduced = (self.lr * self.config.factor).max(self.config.min_lr);
+            let reduced = (self.lr * self.config.factor).max(self.min_lr);
             if self.lr - reduced > self.config.eps {
                 self.lr = reduced;
             }

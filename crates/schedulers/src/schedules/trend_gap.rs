@@ -3,6 +3,7 @@
 use crate::error::{ConfigError, ensure, in_range, lr_bounds, non_negative, only_clock, positive};
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
+use crate::rate::Rate;
 use crate::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,8 @@ serde_defaults! {
     gap_widening: f64 = DEFAULT_GAP_WIDENING;
     spike_ratio: f64 = DEFAULT_SPIKE_RATIO;
     cooldown: Length = Length::Ticks(DEFAULT_COOLDOWN);
+    min_lr: Rate = Rate::Times(DEFAULT_MIN_LR_FACTOR);
+    max_lr: Rate = Rate::Times(DEFAULT_MAX_LR_FACTOR);
 }
 
 /// Configuration of [`TrendGap`] (`kind = "trend_gap"`), lrlab's own adaptive schedule.
@@ -79,12 +82,12 @@ serde_defaults! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrendGapConfig {
-    /// Lower bound of the rate; default `base_lr · 0.01`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_lr: Option<f64>,
-    /// Upper bound of the rate; default `base_lr · 10`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lr: Option<f64>,
+    /// Lower bound of the rate (a [`Rate`]); default `"0.01x"`, a hundredth of the base rate.
+    #[serde(default = "min_lr")]
+    pub min_lr: Rate,
+    /// Upper bound of the rate (a [`Rate`]); default `"10x"`, ten times the base rate.
+    #[serde(default = "max_lr")]
+    pub max_lr: Rate,
     /// Multiplier for a healthy epoch; ≥ 1. Default [`DEFAULT_GROWTH`].
     #[serde(default = "growth")]
     pub growth: f64,
@@ -128,8 +131,8 @@ pub struct TrendGapConfig {
 impl Default for TrendGapConfig {
     fn default() -> Self {
         TrendGapConfig {
-            min_lr: None,
-            max_lr: None,
+            min_lr: min_lr(),
+            max_lr: max_lr(),
             growth: growth(),
             decay: decay(),
             spike_cut: spike_cut(),
@@ -180,8 +183,7 @@ enum Decision {
 impl TrendGap {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
     pub fn new(config: TrendGapConfig, base_lr: f64) -> Result<Self, ConfigError> {
-        let min_lr = config.min_lr.unwrap_or(base_lr * DEFAULT_MIN_LR_FACTOR);
-        let max_lr = config.max_lr.unwrap_or(base_lr * DEFAULT_MAX_LR_FACTOR);
+        let (min_lr, max_lr) = (config.min_lr.of(base_lr), config.max_lr.of(base_lr));
         non_negative("min_lr", min_lr)?;
         positive("max_lr", max_lr)?;
         lr_bounds(min_lr, max_lr)?;

@@ -155,8 +155,10 @@ pub fn minilm_settings() -> ModelSettings {
 /// An analysis plan.
 pub fn analysis() -> AnalysisPlan {
     AnalysisPlan {
+        primary_metric: "test_acc_at_best_val".into(),
         threshold: 0.5,
         baselines: vec!["constant".into()],
+        references: Vec::new(),
     }
 }
 
