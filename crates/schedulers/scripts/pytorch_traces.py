@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Record learning-rate traces of PyTorch's schedulers as the parity fixture of lrlab-schedulers.
+"""Record learning-rate traces of PyTorch's schedulers, and of transformers' GreedyLR, as the
+parity fixture of lrlab-schedulers.
 
-Run by hand when the grid or PyTorch changes (CI needs no Python):
+Run by hand when the grid, PyTorch or transformers changes (CI needs no Python):
 
-    pip install torch
+    pip install torch transformers
     python3 crates/schedulers/scripts/pytorch_traces.py
 
 It writes crates/schedulers/tests/fixtures/pytorch_traces.json: one case per scheduler and
@@ -22,6 +23,8 @@ import warnings
 import torch
 from torch.optim import SGD
 from torch.optim import lr_scheduler as S
+import transformers
+from transformers.optimization import GreedyLR
 
 warnings.filterwarnings("ignore")  # step-before-optimizer warnings: no optimizer step is taken
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "pytorch_traces.json"
@@ -216,6 +219,49 @@ case("plateau monitors train_loss", {"kind": "plateau", "monitor": "train_loss",
      1e-3, trace(lambda o: S.ReduceLROnPlateau(o, patience=1), 1e-3, 40, noisy), noisy)
 
 
+# transformers' GreedyLR over the metric sequences above plus a steadily improving one (which
+# raises the rate), with the edge cases of every option. Its default min_lr (1e-3) differs from
+# lrlab's (0), so the bounds are always spelled out.
+SEQS["falling"] = [1.0 / (1 + i) for i in range(40)]
+SEQS["climbing"] = [0.5 + 0.01 * i for i in range(40)]
+grid = list(itertools.product(
+    ["min", "max"], ["rel", "abs"], [1e-6, 0.01], [0, 1, 3], [0, 2], [0, 2], [0.5, 0.9],
+    [(0.0, 1.0), (1e-4, 0.3), (0.05, 0.2)], [False, True], [1, 3, 50], [500, 2]))
+rng.shuffle(grid)
+for i, (mode, tmode, threshold, patience, cooldown, warmup, factor, (min_lr, max_lr), smooth,
+        window, reset) in enumerate(grid[:120]):
+    seq_name = list(SEQS)[i % len(SEQS)]
+    metrics = SEQS[seq_name]
+    base = BASES[i % 2]
+    if not min_lr <= base <= max_lr:
+        min_lr, max_lr = 0.0, 1.0
+    config = {"kind": "greedy", "monitor": "val_loss" if mode == "min" else "val_acc",
+              "mode": mode, "factor": factor, "patience": patience, "threshold": threshold,
+              "threshold_mode": tmode, "cooldown": cooldown, "warmup": warmup, "min_lr": min_lr,
+              "max_lr": max_lr, "smooth": smooth, "window_size": window, "reset_start": reset}
+    make = lambda o: GreedyLR(o, mode=mode, factor=factor, patience=patience,
+                              threshold=threshold, threshold_mode=tmode, cooldown=cooldown,
+                              warmup=warmup, min_lr=min_lr, max_lr=max_lr, smooth=smooth,
+                              window_size=window, reset_start=reset)
+    case(f"greedy {mode}/{tmode} th={threshold} p={patience} cd={cooldown} wu={warmup} "
+         f"f={factor} [{min_lr}, {max_lr}] smooth={smooth}/{window} reset={reset} on {seq_name} "
+         f"lr={base}", config, base, trace(make, base, len(metrics), metrics), metrics)
+# Bounds relative to the base rate, and a reset that returns to it: lrlab's "0.01x"/"10x" are
+# the absolute bounds transformers is given.
+for base in BASES:
+    metrics = SEQS["flat"] * 3
+    case(f'greedy min_lr="0.25x" max_lr="10x" reset_start=3 on flat lr={base}',
+         {"kind": "greedy", "factor": 0.5, "patience": 1, "min_lr": "0.25x", "max_lr": "10x",
+          "reset_start": 3}, base,
+         trace(lambda o: GreedyLR(o, factor=0.5, patience=1, min_lr=base / 4, max_lr=10 * base,
+                                  reset_start=3), base, len(metrics), metrics), metrics)
+    metrics = SEQS["falling"]
+    case(f'greedy max_lr="10x" on falling lr={base}',
+         {"kind": "greedy", "factor": 0.5, "patience": 0, "min_lr": 0.0, "max_lr": "10x"}, base,
+         trace(lambda o: GreedyLR(o, factor=0.5, patience=0, min_lr=0.0, max_lr=10 * base),
+               base, len(metrics), metrics), metrics)
+
+
 def warmup_then_plateau(base, start, warm, metrics, **kwargs):
     """PyTorch cannot chain warmup and plateau (pytorch/pytorch#68978); written by hand as a
     user would: LinearLR for `warm` epochs, then a fresh ReduceLROnPlateau at the base rate
@@ -273,5 +319,7 @@ case('warmup_steps="10%" then linear to 0 over "steps" (the Trainer schedule), 4
 
 # One case per line: small enough to commit, readable in a diff.
 lines = ",\n".join(json.dumps(c, separators=(",", ":")) for c in cases)
-OUT.write_text(f'{{"torch":"{torch.__version__}","cases":[\n{lines}\n]}}\n')
-print(f"{len(cases)} cases from torch {torch.__version__} -> {OUT}")
+OUT.write_text(f'{{"torch":"{torch.__version__}","transformers":"{transformers.__version__}",'
+               f'"cases":[\n{lines}\n]}}\n')
+print(f"{len(cases)} cases from torch {torch.__version__} and transformers "
+      f"{transformers.__version__} -> {OUT}")

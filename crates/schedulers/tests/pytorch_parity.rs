@@ -1,5 +1,6 @@
-//! Every PyTorch schedule against traces recorded from PyTorch itself
-//! (`scripts/pytorch_traces.py`): the same learning rate after every tick, to 1e-12 relative.
+//! Every PyTorch schedule against traces recorded from PyTorch itself, and GreedyLR against
+//! the transformers implementation (`scripts/pytorch_traces.py`): the same learning rate after
+//! every tick, to 1e-12 relative.
 //! Cases with lengths relative to the run are resolved against their run first, and compared
 //! with PyTorch given the numbers of ticks those lengths stand for.
 
@@ -14,6 +15,7 @@ const TOLERANCE: f64 = 1e-12;
 #[derive(Deserialize)]
 struct Fixture {
     torch: String,
+    transformers: String,
     cases: Vec<Case>,
 }
 
@@ -114,10 +116,11 @@ fn every_schedule_matches_pytorch() {
         }
     }
     println!(
-        "{} cases, {values} values from torch {}: {exact} bit-identical, worst relative error \
-         {:e} ({})",
+        "{} cases, {values} values from torch {} and transformers {}: {exact} bit-identical, \
+         worst relative error {:e} ({})",
         fixture.cases.len(),
         fixture.torch,
+        fixture.transformers,
         worst.0,
         worst.1
     );
@@ -131,7 +134,7 @@ fn every_schedule_matches_pytorch() {
 }
 
 #[test]
-fn fixture_covers_every_pytorch_schedule() {
+fn fixture_covers_every_reference_schedule() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/pytorch_traces.json"
@@ -150,10 +153,11 @@ fn fixture_covers_every_pytorch_schedule() {
         "sequential",
         "warmup",
         "plateau",
+        "greedy",
     ] {
         assert!(
             fixture.cases.iter().any(|c| c.config["kind"] == kind),
-            "no PyTorch trace of {kind}"
+            "no reference trace of {kind}"
         );
     }
     let relative = fixture.cases.iter().filter(|c| c.run.is_some()).count();
