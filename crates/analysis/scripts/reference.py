@@ -134,6 +134,8 @@ def paired_cases():
         ([0.5, 0.6, 0.7, 0.8], [0.4, 0.7, 0.6, 0.9]),  # |differences| tie
         ([1.0, 2.0], [0.5, 2.5]),  # n = 2, symmetric
         ([0.9, 0.9, 0.9], [0.9, 0.9, 0.9]),  # no difference at all
+        # One image of 64 better in every seed: scipy's t is inf (p = 0), lrlab's undefined.
+        ([0.25, 0.5, 0.75], [0.234375, 0.484375, 0.734375]),
         ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.12, 0.19, 0.33, 0.41, 0.46, 0.63, 0.69]),
         ([12.0, 15.0, 11.0, 14.0, 13.0], [14.0, 15.0, 13.0, 13.0, 16.0]),  # epochs, ties
     ]
@@ -200,6 +202,14 @@ def censored_cases():
     return out
 
 
+HOLM_WITH_NAN = [0.01, float("nan"), 0.04, 0.03, float("nan"), 0.002]
+
+
+def nan_null(value):
+    """JSON has no NaN: a missing p is null."""
+    return None if np.isnan(value) else float(value)
+
+
 def main():
     pairs = samples()
     two = [two_sample_case(a, b) for a, b in pairs]
@@ -217,6 +227,9 @@ def main():
             {"p": welch_p, "adjusted": [float(v) for v in holm]},
             {"p": holm_with_gap, "adjusted": [float(v) for v in multipletests(holm_with_gap, method="holm")[1]]},
             {"p": paired_p, "adjusted": [float(v) for v in multipletests(paired_p, method="holm")[1]]},
+            # Comparisons without a p (NaN: no spread) stay in the family, ranked last.
+            {"p": [nan_null(v) for v in HOLM_WITH_NAN],
+             "adjusted": [nan_null(v) for v in multipletests(HOLM_WITH_NAN, method="holm")[1]]},
         ],
         "paired": paired,
         "one_sample": one,

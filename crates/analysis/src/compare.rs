@@ -54,7 +54,9 @@ pub struct Comparison {
     pub diff_paired: Option<f64>,
     /// The standard deviation of the paired differences.
     pub sd_paired: Option<f64>,
-    /// The paired t over the pairs (scipy's `ttest_rel`).
+    /// The paired t over the pairs (scipy's `ttest_rel`); `None` when every pair differs by
+    /// the same amount (scipy: ±inf with p = 0 for a non-zero difference, NaN for none), a
+    /// spread of zero that says nothing about the spread a new seed would show.
     pub paired_t: Option<f64>,
     /// Its two-sided p.
     pub paired_p: Option<f64>,
@@ -66,9 +68,10 @@ pub struct Comparison {
     pub holm_p: Option<f64>,
     /// The smallest true difference, in the metric's units, that the paired t-test detects
     /// with the study's power at the family's strictest Holm level, from the observed spread of
-    /// the paired differences.
+    /// the paired differences (`None` without a spread).
     pub mde: Option<f64>,
-    /// Seeds needed to detect a one-point difference (0.01) likewise (accuracies only).
+    /// Seeds needed to detect a one-point difference (0.01) likewise (accuracies only; `None`
+    /// without a spread, or when more than [`MOST_SEEDS`] would be needed).
     pub seeds_for_1_point: Option<usize>,
     /// Seeds needed to detect a half-point difference (0.005).
     pub seeds_for_half_point: Option<usize>,
@@ -167,6 +170,8 @@ pub(crate) fn compare(pairing: &Pairing<'_>, settings: &Settings) -> Comparison 
     let differences: Vec<f64> = pairs.iter().map(|(x, y)| x - y).collect();
     let sd_paired =
         (numeric && differences.len() >= 2).then(|| stats::variance(&differences).sqrt());
+    // The same difference in every seed: no spread to test against, and no power to compute.
+    let spread = sd_paired.filter(|sd| *sd > 0.0);
     let paired = numeric.then(|| stats::paired(&pa, &pb)).flatten();
     let sign_flip = numeric.then(|| stats::sign_flip(&pa, &pb)).flatten();
     let welch = numeric.then(|| stats::welch(&a, &b)).flatten();
@@ -195,7 +200,7 @@ pub(crate) fn compare(pairing: &Pairing<'_>, settings: &Settings) -> Comparison 
         )
     });
     let detectable = |delta: f64| {
-        let sd = sd_paired?;
+        let sd = spread?;
         (metric.is_accuracy() && !survival)
             .then(|| stats::pairs_needed(sd, delta, level, settings.power, MOST_SEEDS))
             .flatten()
@@ -232,7 +237,7 @@ pub(crate) fn compare(pairing: &Pairing<'_>, settings: &Settings) -> Comparison 
         signflip_p: sign_flip.map(|s| s.p),
         signflip_min_p: sign_flip.map(|s| s.min_p),
         holm_p: None,
-        mde: sd_paired
+        mde: spread
             .and_then(|sd| stats::detectable_difference(sd, pairs.len(), level, settings.power)),
         seeds_for_1_point: detectable(0.01),
         seeds_for_half_point: detectable(0.005),
@@ -310,7 +315,8 @@ fn ranks(
     })
 }
 
-/// Holm's adjustment of every comparison's primary p, within its family.
+/// Holm's adjustment of every comparison's primary p, within its family; a comparison without
+/// one (no spread, too few pairs) keeps none but still counts in its family's size.
 pub(crate) fn adjust_families(comparisons: &mut [Comparison]) {
     for family in [Family::Primary, Family::Secondary] {
         let members: Vec<usize> = (0..comparisons.len())

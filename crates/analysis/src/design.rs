@@ -25,6 +25,9 @@ pub struct Design {
     pub tested: Vec<String>,
     /// Arms reported apart (compared with the baselines on secondary terms only).
     pub references: Vec<String>,
+    /// Choices made when analysing that differ from the plan the runs registered (a baseline or
+    /// threshold passed to analyze), each with what was registered; empty when none.
+    pub departures: Vec<String>,
 }
 
 impl Design {
@@ -54,8 +57,13 @@ impl Design {
                      which is not a metric with a better direction"
                 ))
             })?;
+        let mut departures = Vec::new();
         let threshold = match settings.threshold {
-            Some(threshold) => threshold,
+            Some(threshold) => {
+                let registered = recorded(name, &runs, "threshold", |p| p.threshold);
+                departures.extend(departure("threshold", &threshold, registered));
+                threshold
+            }
             None => recorded(name, &runs, "threshold", |p| p.threshold)?,
         };
         if !(0.0..=1.0).contains(&threshold) {
@@ -72,6 +80,12 @@ impl Design {
                         known()
                     )));
                 }
+                let registered = recorded(name, &runs, "baselines", |p| p.baselines.clone());
+                departures.extend(departure(
+                    "baselines",
+                    given,
+                    registered.map(|r| present(r, arms)),
+                ));
                 given.clone()
             }
             true => present(
@@ -104,7 +118,20 @@ impl Design {
             baselines,
             tested,
             references,
+            departures,
         })
+    }
+}
+
+/// An analysis choice `given` for `key` that departs from the one the runs registered, in
+/// words; `None` where they agree.
+fn departure<T: PartialEq + Debug>(key: &str, given: &T, registered: Result<T>) -> Option<String> {
+    match registered {
+        Ok(registered) if registered == *given => None,
+        Ok(registered) => Some(format!("{key} {given:?} (registered: {registered:?})")),
+        Err(_) => Some(format!(
+            "{key} {given:?} (the runs registered different ones)"
+        )),
     }
 }
 

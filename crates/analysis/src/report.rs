@@ -50,10 +50,18 @@ fn size(metric: Metric, value: Option<f64>) -> String {
     }
 }
 
-fn seeds(value: Option<usize>) -> String {
-    value.map_or(format!("> {}", crate::compare::MOST_SEEDS), |n| {
-        n.to_string()
-    })
+/// Seeds a comparison would need: `—` where its differences have no spread to plan from.
+fn seeds(comparison: &Comparison, value: Option<usize>) -> String {
+    match (spread(comparison), value) {
+        (None, _) => "—".to_owned(),
+        (Some(_), Some(n)) => n.to_string(),
+        (Some(_), None) => format!("> {}", crate::compare::MOST_SEEDS),
+    }
+}
+
+/// The spread of a comparison's paired differences, where there is one.
+fn spread(comparison: &Comparison) -> Option<f64> {
+    comparison.sd_paired.filter(|sd| *sd > 0.0)
 }
 
 fn summary_of<'a>(experiment: &'a Experiment, arm: &str, metric: Metric) -> &'a Summary {
@@ -191,6 +199,14 @@ fn header(out: &mut String, e: &Experiment, settings: &Settings) {
         list(&d.tested),
         list(&d.references),
     );
+    if !d.departures.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Departures from the registered plan** (chosen when analysing, not before the \
+             runs): {}.\n",
+            d.departures.join("; ")
+        );
+    }
     let left_out: Vec<String> = e
         .runs
         .iter()
@@ -262,13 +278,16 @@ fn said(c: &Comparison, metric: Metric) -> String {
     let floor = c
         .signflip_min_p
         .map_or(String::new(), |f| format!(", floor {}", p_value(Some(f))));
+    let paired = match (c.paired_p, c.sd_paired, spread(c)) {
+        (None, Some(_), None) => "— (the same difference in every seed)".to_owned(),
+        (p, _, _) => p_value(p),
+    };
     format!(
-        "vs {}: paired difference {} over {} seeds (paired t p = {}, Holm p = {}; sign-flip p = \
-         {}{floor})",
+        "vs {}: paired difference {} over {} seeds (paired t p = {paired}, Holm p = {}; \
+         sign-flip p = {}{floor})",
         c.baseline,
         difference(metric, c.diff_paired),
         c.n_pairs,
-        p_value(c.paired_p),
         p_value(c.holm_p),
         p_value(c.signflip_p)
     )
@@ -419,10 +438,13 @@ fn limits(out: &mut String, e: &Experiment, settings: &Settings) {
                 c.arm.clone(),
                 c.baseline.clone(),
                 c.n_pairs.to_string(),
-                size(primary, c.sd_paired),
+                match (c.sd_paired, spread(c)) {
+                    (Some(_), None) => "0 (the same difference in every seed)".to_owned(),
+                    (sd, _) => size(primary, sd),
+                },
                 size(primary, c.mde),
-                seeds(c.seeds_for_1_point),
-                seeds(c.seeds_for_half_point),
+                seeds(c, c.seeds_for_1_point),
+                seeds(c, c.seeds_for_half_point),
             ]
         }),
     );
@@ -438,6 +460,16 @@ fn limits(out: &mut String, e: &Experiment, settings: &Settings) {
             } else {
                 ""
             }
+        );
+    }
+    let untested = primary_family(e).filter(|c| c.primary_p.is_none()).count();
+    if untested > 0 {
+        let _ = writeln!(
+            out,
+            "- {untested} of the {m} primary comparisons have no paired t (the same difference \
+             in every seed, or too few pairs): they are never called different, and they still \
+             count among the {m} that Holm corrects for (as statsmodels' `multipletests` counts a \
+             NaN)."
         );
     }
     let _ = writeln!(

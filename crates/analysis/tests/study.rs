@@ -616,3 +616,99 @@ fn a_collapsed_model_is_not_called_better_for_its_small_gap() {
         "the fitting table shows it underfit:\n{report}"
     );
 }
+
+#[test]
+fn an_arm_identical_to_a_baseline_is_untestable_but_still_counted() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    // plateau never fired: every seed's run is the constant run of that seed.
+    for seed in 0..3 {
+        write_rows(
+            folder.path(),
+            "plateau",
+            seed,
+            Status::Complete,
+            &curves(12, 0.86, 1.0, 0, seed),
+        );
+    }
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let cifar = &analysis.experiments[0];
+    let primary: Vec<_> = cifar
+        .comparisons
+        .iter()
+        .filter(|c| c.family == Family::Primary)
+        .collect();
+    assert_eq!(primary.len(), 6, "2 arms under test × 3 baselines");
+    let same = primary
+        .iter()
+        .find(|c| c.arm == "plateau" && c.baseline == "constant")
+        .unwrap();
+    assert_eq!((same.diff_paired, same.sd_paired), (Some(0.0), Some(0.0)));
+    assert_eq!((same.paired_p, same.holm_p, same.mde), (None, None, None));
+    assert_eq!((same.seeds_for_1_point, same.signflip_p), (None, Some(1.0)));
+    // The untestable comparison keeps its place in the family: the smallest p is multiplied
+    // by all six.
+    let smallest = primary
+        .iter()
+        .filter(|c| c.primary_p.is_some())
+        .min_by(|a, b| a.primary_p.unwrap().total_cmp(&b.primary_p.unwrap()))
+        .unwrap();
+    assert_eq!(
+        smallest.holm_p.unwrap(),
+        (6.0 * smallest.primary_p.unwrap()).min(1.0)
+    );
+    let out = folder.path().join("report");
+    write_report(cifar, &Settings::default(), &out).unwrap();
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        verdict_line(&report, "plateau")
+            .contains("paired t p = — (the same difference in every seed)"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "| plateau | constant | 3 | 0 (the same difference in every seed) | — | — | — |"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("they still count among the 6 that Holm corrects for"),
+        "{report}"
+    );
+}
+
+#[test]
+fn choices_made_when_analysing_are_reported_as_departures_from_the_plan() {
+    let folder = tempfile::tempdir().unwrap();
+    study(folder.path());
+    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
+    let as_registered = Settings {
+        baselines: BASELINES.iter().map(|b| b.to_string()).collect(),
+        threshold: Some(0.85),
+        ..Settings::default()
+    };
+    let analysis = analyze(&runs, &as_registered).unwrap();
+    assert!(analysis.experiments[0].design.departures.is_empty());
+    let departing = Settings {
+        baselines: vec!["constant".into()],
+        threshold: Some(0.5),
+        ..Settings::default()
+    };
+    let analysis = analyze(&runs, &departing).unwrap();
+    let cifar = &analysis.experiments[0];
+    assert_eq!(
+        cifar.design.departures,
+        [
+            "threshold 0.5 (registered: 0.85)",
+            r#"baselines ["constant"] (registered: ["constant", "step", "cosine"])"#
+        ]
+    );
+    let out = folder.path().join("report");
+    write_report(cifar, &departing, &out).unwrap();
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("**Departures from the registered plan** (chosen when analysing"),
+        "{report}"
+    );
+}

@@ -148,13 +148,13 @@ pub fn hedges_g(a: &[f64], b: &[f64], level: f64) -> Option<Hedges> {
 }
 
 /// Holm–Bonferroni adjusted p-values (statsmodels' `multipletests(p, method="holm")`), in the
-/// order given; `None` entries are not part of the family and stay `None`.
+/// order given. A `None` entry (a comparison without a test) stays `None` but still counts in
+/// the family, ranked after every p — as statsmodels ranks a NaN — so a pre-registered family
+/// is never made smaller by its untestable members.
 pub fn holm(p_values: &[Option<f64>]) -> Vec<Option<f64>> {
-    let mut order: Vec<usize> = (0..p_values.len())
-        .filter(|&i| p_values[i].is_some())
-        .collect();
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).filter(|&i| p_values[i].is_some()).collect();
     order.sort_by(|&i, &j| p_values[i].unwrap().total_cmp(&p_values[j].unwrap()));
-    let m = order.len();
     let mut adjusted = vec![None; p_values.len()];
     let mut running = 0.0f64;
     for (rank, &i) in order.iter().enumerate() {
