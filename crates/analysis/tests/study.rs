@@ -9,8 +9,8 @@ use polars::prelude::{ParquetReader, ParquetWriter, SerReader};
 
 use common::{Study, Synthetic, curves, spec, write_run, write_spec, write_study};
 use lrlab_analysis::{
-    AnalysisError, Context, Family, Fit, Metric, RunMetrics, Settings, Status, analyze, read_runs,
-    stats, write_report,
+    Analysis, AnalysisError, Context, Experiment, Family, Fit, Metric, RunMetrics, Settings,
+    Status, analyze, read_runs, stats, write_report,
 };
 
 const ARMS: [&str; 5] = ["constant", "step", "cosine", "plateau", "trend_gap"];
@@ -519,6 +519,18 @@ fn write_rows(root: &Path, arm: &str, seed: u64, status: Status, rows: &[common:
     write_run(root, &run, rows);
 }
 
+/// The analysis of the study under `root`.
+fn analysed(root: &Path, settings: &Settings) -> Analysis {
+    analyze(&read_runs(&[root.to_owned()]).unwrap(), settings).unwrap()
+}
+
+/// The report of `experiment`, written under `root`.
+fn report_of(experiment: &Experiment, settings: &Settings, root: &Path) -> String {
+    let out = root.join("report");
+    write_report(experiment, settings, &out).unwrap();
+    fs::read_to_string(out.join("report.md")).unwrap()
+}
+
 /// The verdict line of `arm` in a report.
 fn verdict_line<'a>(report: &'a str, arm: &str) -> &'a str {
     report
@@ -542,8 +554,7 @@ fn an_arm_that_diverges_in_every_seed_loses_on_the_primary_endpoint() {
             &curves(2, 0.9, 3.0, 4, seed),
         );
     }
-    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
-    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let analysis = analysed(folder.path(), &Settings::default());
     let cifar = &analysis.experiments[0];
     for c in cifar
         .comparisons
@@ -554,9 +565,7 @@ fn an_arm_that_diverges_in_every_seed_loses_on_the_primary_endpoint() {
         assert!(c.diff_paired.unwrap() < -0.7, "chance against ~0.86: {c:?}");
         assert!(c.holm_p.unwrap() < 0.05, "{c:?}");
     }
-    let out = folder.path().join("report");
-    write_report(cifar, &Settings::default(), &out).unwrap();
-    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let report = report_of(cifar, &Settings::default(), folder.path());
     let line = verdict_line(&report, "trend_gap");
     assert!(
         line.contains("3 diverged") && line.contains("**Worse** vs constant"),
@@ -583,14 +592,11 @@ fn a_collapsed_model_is_not_called_better_for_its_small_gap() {
     for seed in 0..3 {
         write_rows(folder.path(), "plateau", seed, Status::Complete, &collapsed);
     }
-    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
-    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let analysis = analysed(folder.path(), &Settings::default());
     let cifar = &analysis.experiments[0];
     let plateau: Vec<_> = cifar.runs.iter().filter(|r| r.arm == "plateau").collect();
     assert!(plateau.iter().all(|r| r.fit() == Some(Fit::Underfit)));
-    let out = folder.path().join("report");
-    write_report(cifar, &Settings::default(), &out).unwrap();
-    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let report = report_of(cifar, &Settings::default(), folder.path());
     assert!(verdict_line(&report, "plateau").contains("**Worse**"));
     // Its gaps are the smallest, and may differ detectably: they are never "better".
     for gap in [
@@ -631,8 +637,7 @@ fn an_arm_identical_to_a_baseline_is_untestable_but_still_counted() {
             &curves(12, 0.86, 1.0, 0, seed),
         );
     }
-    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
-    let analysis = analyze(&runs, &Settings::default()).unwrap();
+    let analysis = analysed(folder.path(), &Settings::default());
     let cifar = &analysis.experiments[0];
     let primary: Vec<_> = cifar
         .comparisons
@@ -658,9 +663,7 @@ fn an_arm_identical_to_a_baseline_is_untestable_but_still_counted() {
         smallest.holm_p.unwrap(),
         (6.0 * smallest.primary_p.unwrap()).min(1.0)
     );
-    let out = folder.path().join("report");
-    write_report(cifar, &Settings::default(), &out).unwrap();
-    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let report = report_of(cifar, &Settings::default(), folder.path());
     assert!(
         verdict_line(&report, "plateau")
             .contains("paired t p = — (the same difference in every seed)"),
@@ -682,20 +685,19 @@ fn an_arm_identical_to_a_baseline_is_untestable_but_still_counted() {
 fn choices_made_when_analysing_are_reported_as_departures_from_the_plan() {
     let folder = tempfile::tempdir().unwrap();
     study(folder.path());
-    let runs = read_runs(&[folder.path().to_owned()]).unwrap();
     let as_registered = Settings {
         baselines: BASELINES.iter().map(|b| b.to_string()).collect(),
         threshold: Some(0.85),
         ..Settings::default()
     };
-    let analysis = analyze(&runs, &as_registered).unwrap();
+    let analysis = analysed(folder.path(), &as_registered);
     assert!(analysis.experiments[0].design.departures.is_empty());
     let departing = Settings {
         baselines: vec!["constant".into()],
         threshold: Some(0.5),
         ..Settings::default()
     };
-    let analysis = analyze(&runs, &departing).unwrap();
+    let analysis = analysed(folder.path(), &departing);
     let cifar = &analysis.experiments[0];
     assert_eq!(
         cifar.design.departures,
@@ -704,9 +706,7 @@ fn choices_made_when_analysing_are_reported_as_departures_from_the_plan() {
             r#"baselines ["constant"] (registered: ["constant", "step", "cosine"])"#
         ]
     );
-    let out = folder.path().join("report");
-    write_report(cifar, &departing, &out).unwrap();
-    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let report = report_of(cifar, &departing, folder.path());
     assert!(
         report.contains("**Departures from the registered plan** (chosen when analysing"),
         "{report}"
