@@ -102,7 +102,8 @@ pub struct Comparison {
     /// Its upper end.
     pub diff_boot_hi: Option<f64>,
     /// ASO's ε_min for "the arm is better" (in the metric's better direction), at the family's
-    /// Bonferroni level; `None` for a metric with no better direction.
+    /// Bonferroni level; `None` for a metric with no better direction, or two samples of one
+    /// distribution.
     pub aso_eps_min: Option<f64>,
     /// Log-rank z (epochs to threshold; positive: the arm reaches it sooner).
     pub logrank_z: Option<f64>,
@@ -189,7 +190,7 @@ pub(crate) fn compare(pairing: &Pairing<'_>, settings: &Settings) -> Comparison 
         .and_then(|(x, y)| stats::mann_whitney(&x, &y));
     // Bonferroni over the family, for ASO's decisions and the detectable difference.
     let level = settings.alpha / family_size.max(1) as f64;
-    let aso = direction(metric).filter(|_| numeric).map(|sign| {
+    let aso = direction(metric).filter(|_| numeric).and_then(|sign| {
         let oriented = |v: &[f64]| v.iter().map(|x| sign * x).collect::<Vec<_>>();
         stats::aso_eps_min(
             &oriented(&a),

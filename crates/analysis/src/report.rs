@@ -180,11 +180,14 @@ fn header(out: &mut String, e: &Experiment, settings: &Settings) {
          (`{}`). The verdicts come from it alone: for every arm under test against every \
          baseline, the paired t-test over the seeds both ran (every seed shares initial weights, \
          data order, augmentation and dropout across arms), with Holm's correction over the {} \
-         comparisons of that family at α = {}; the exact sign-flip permutation test is given \
-         beside it. Every other metric is secondary, corrected as one family of its own.\n",
+         of that family at α = {}; the exact sign-flip permutation test is given beside it. \
+         Every other metric is secondary, corrected as one family of its own.\n",
         d.primary.label(),
         d.primary.key(),
-        family_size(e, Family::Primary),
+        match family_size(e, Family::Primary) {
+            1 => "one comparison".to_owned(),
+            n => format!("{n} comparisons"),
+        },
         settings.alpha
     );
     let counted = e.runs.iter().filter(|r| r.counted).count();
@@ -283,11 +286,14 @@ fn said(c: &Comparison, metric: Metric) -> String {
         (p, _, _) => p_value(p),
     };
     format!(
-        "vs {}: paired difference {} over {} seeds (paired t p = {paired}, Holm p = {}; \
+        "vs {}: paired difference {} over {} (paired t p = {paired}, Holm p = {}; \
          sign-flip p = {}{floor})",
         c.baseline,
         difference(metric, c.diff_paired),
-        c.n_pairs,
+        match c.n_pairs {
+            1 => "one seed".to_owned(),
+            n => format!("{n} seeds"),
+        },
         p_value(c.holm_p),
         p_value(c.signflip_p)
     )

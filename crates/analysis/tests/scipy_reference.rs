@@ -270,8 +270,22 @@ fn drawn_bootstrap_is_seeded_and_close_to_the_exact_one() {
 fn aso_orders_clearly_separated_samples() {
     let better = [0.92, 0.93, 0.94];
     let worse = [0.80, 0.81, 0.82];
-    assert_eq!(stats::aso_eps_min(&better, &worse, 0.05, &EXACT, "x"), 0.0);
-    assert_eq!(stats::aso_eps_min(&worse, &better, 0.05, &EXACT, "x"), 1.0);
-    let overlapping = stats::aso_eps_min(&[0.5, 0.7, 0.9], &[0.6, 0.7, 0.8], 0.05, &EXACT, "x");
+    assert_eq!(
+        stats::aso_eps_min(&better, &worse, 0.05, &EXACT, "x"),
+        Some(0.0)
+    );
+    assert_eq!(
+        stats::aso_eps_min(&worse, &better, 0.05, &EXACT, "x"),
+        Some(1.0)
+    );
+    let overlapping = stats::aso_eps_min(&[0.5, 0.7, 0.9], &[0.6, 0.7, 0.8], 0.05, &EXACT, "x")
+        .expect("different samples");
     assert!(overlapping > 0.2 && overlapping <= 1.0, "{overlapping}");
+    // One distribution (the same values in another order): no order, not "better".
+    assert_eq!(stats::violation_ratio(&[0.5, 0.6], &[0.6, 0.5]), 0.0);
+    assert_eq!(
+        stats::aso_eps_min(&[0.5, 0.6], &[0.6, 0.5], 0.05, &EXACT, "x"),
+        None
+    );
+    assert_eq!(stats::aso_eps_min(&[0.5], &[0.5], 0.05, &EXACT, "x"), None);
 }

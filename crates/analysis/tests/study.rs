@@ -652,6 +652,10 @@ fn an_arm_identical_to_a_baseline_is_untestable_but_still_counted() {
     assert_eq!((same.diff_paired, same.sd_paired), (Some(0.0), Some(0.0)));
     assert_eq!((same.paired_p, same.holm_p, same.mde), (None, None, None));
     assert_eq!((same.seeds_for_1_point, same.signflip_p), (None, Some(1.0)));
+    assert_eq!(
+        same.aso_eps_min, None,
+        "one distribution: no order, not \"better\""
+    );
     // The untestable comparison keeps its place in the family: the smallest p is multiplied
     // by all six.
     let smallest = primary

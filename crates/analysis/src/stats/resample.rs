@@ -166,8 +166,22 @@ fn sorted(values: &[f64]) -> Cow<'_, [f64]> {
 /// The violation ratio ε_W₂(F, G) of Dror et al. (2019): the share of the squared
 /// Wasserstein-2 distance between the empirical quantile functions of `a` and `b` where `a`'s
 /// lies below `b`'s, ∫ (G⁻¹ − F⁻¹)₊² dt / ∫ (G⁻¹ − F⁻¹)² dt, integrated exactly over the
-/// step functions. 0 when the distributions are equal (no violation of `a` ≥ `b`).
+/// step functions. 0 when the distributions are equal (no violation of `a` ≥ `b`), as
+/// deep-significance returns (with a warning of a division by zero).
 pub fn violation_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let Areas { violation, total } = areas(a, b);
+    if total == 0.0 { 0.0 } else { violation / total }
+}
+
+/// The two integrals of the violation ratio.
+struct Areas {
+    /// ∫ (G⁻¹ − F⁻¹)₊² dt.
+    violation: f64,
+    /// ∫ (G⁻¹ − F⁻¹)² dt, the squared Wasserstein-2 distance.
+    total: f64,
+}
+
+fn areas(a: &[f64], b: &[f64]) -> Areas {
     let (a, b) = (sorted(a), sorted(b));
     let (n, m) = (a.len(), b.len());
     // The quantile function of a sample of n is the i-th order statistic on ((i−1)/n, i/n].
@@ -193,15 +207,25 @@ pub fn violation_ratio(a: &[f64], b: &[f64]) -> f64 {
             j += 1;
         }
     }
-    if total == 0.0 { 0.0 } else { violation / total }
+    Areas { violation, total }
 }
 
 /// ε_min of the Almost Stochastic Order test (Dror et al. 2019, as deep-significance computes
 /// it with bootstrap samples the size of the data): the upper confidence bound
 /// ε̂ + Φ⁻¹(1 − α) · sd*(ε) of the violation ratio, clipped to [0, 1], with sd* the
 /// standard deviation of its bootstrap distribution. ε_min < τ (0.2 recommended) says `a` is almost
-/// stochastically larger than `b`; ε_min(a, b) ≈ 1 − ε_min(b, a).
-pub fn aso_eps_min(a: &[f64], b: &[f64], alpha: f64, resampler: &Resampler, label: &str) -> f64 {
+/// stochastically larger than `b`; ε_min(a, b) ≈ 1 − ε_min(b, a). `None` when the two samples
+/// have the same distribution: no order to find, where the ratio's 0 would read as "better".
+pub fn aso_eps_min(
+    a: &[f64],
+    b: &[f64],
+    alpha: f64,
+    resampler: &Resampler,
+    label: &str,
+) -> Option<f64> {
+    if areas(a, b).total == 0.0 {
+        return None;
+    }
     let estimate = violation_ratio(a, b);
     let distribution = resampler.distribution(&[a, b], label, |r| violation_ratio(r[0], r[1]));
     let centre: f64 = distribution
@@ -213,5 +237,5 @@ pub fn aso_eps_min(a: &[f64], b: &[f64], alpha: f64, resampler: &Resampler, labe
         .map(|&(value, weight)| weight * (value - centre).powi(2))
         .sum::<f64>()
         .sqrt();
-    (estimate + z_quantile(1.0 - alpha) * spread).clamp(0.0, 1.0)
+    Some((estimate + z_quantile(1.0 - alpha) * spread).clamp(0.0, 1.0))
 }
