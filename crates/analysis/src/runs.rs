@@ -107,7 +107,15 @@ pub fn read_runs<P: AsRef<Path>>(roots: &[P]) -> Result<Vec<Run>> {
                 "no such folder of runs; run `cargo xtask experiment …` first or pass the folder it wrote with --runs",
             ));
         }
-        folders.extend(RunDir::find_under(root)?);
+        let found = RunDir::find_under(root)?;
+        if found.is_empty() {
+            return Err(AnalysisError::file(
+                root,
+                "holds no run (no run.json in it or below it); pass the folder `cargo xtask \
+                 experiment` wrote with --runs",
+            ));
+        }
+        folders.extend(found);
     }
     let mut runs = read_all(&folders)?;
     runs.sort_by(|a, b| {

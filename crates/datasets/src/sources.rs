@@ -83,7 +83,8 @@ fn load<T>(
             return Err(DataError::file(
                 path,
                 format!(
-                    "empty {name} split ({} rows in the file, val_fraction {}, limits {:?})",
+                    "empty {name} split ({} rows in the file, val_fraction {}{}): hold out \
+                     another fraction, or fill the file",
                     labels(file).len(),
                     config.val_fraction,
                     config.limit

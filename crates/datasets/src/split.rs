@@ -26,6 +26,24 @@ pub struct Limits {
     pub test: Option<usize>,
 }
 
+impl std::fmt::Display for Limits {
+    /// The limits set, as `, limits: train 128, val 64` (nothing when none is).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set: Vec<String> = [
+            ("train", self.train),
+            ("val", self.val),
+            ("test", self.test),
+        ]
+        .into_iter()
+        .filter_map(|(name, limit)| limit.map(|n| format!("{name} {n}")))
+        .collect();
+        match set.is_empty() {
+            true => Ok(()),
+            false => write!(f, ", limits: {}", set.join(", ")),
+        }
+    }
+}
+
 impl Default for SplitConfig {
     fn default() -> Self {
         SplitConfig {

@@ -29,6 +29,12 @@ impl Parameters {
         &self.trainable
     }
 
+    /// The buffers (batch-norm running statistics) with their names: part of the model's
+    /// state, moved by training but not by the optimizer.
+    pub fn buffers(&self) -> &[(String, Var)] {
+        &self.buffers
+    }
+
     /// The number of trainable scalars (PyTorch's `sum(p.numel() for p in model.parameters())`).
     pub fn trainable_count(&self) -> usize {
         self.trainable.iter().map(|(_, v)| v.elem_count()).sum()
@@ -84,6 +90,32 @@ impl Parameters {
             count.store(value, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The name of the first parameter or buffer holding a NaN or an infinity, if any: the
+    /// check that sees a diverged model whatever its activations hide (a ReLU turns a NaN into
+    /// 0, so a poisoned layer can leave the loss finite). One reduction per tensor and one
+    /// read from the device for all of them.
+    pub fn first_non_finite(&self) -> Result<Option<&str>> {
+        let tensors: Vec<&(String, Var)> = self.trainable.iter().chain(&self.buffers).collect();
+        if tensors.is_empty() {
+            return Ok(None);
+        }
+        // 0·x is 0 for a finite x and NaN for a NaN or an infinity; a sum keeps the NaN.
+        let sums = tensors
+            .iter()
+            .map(|(_, var)| {
+                var.as_tensor()
+                    .affine(0.0, 0.0)?
+                    .sum_all()?
+                    .to_dtype(DType::F32)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let sums = Tensor::stack(&sums, 0)?.to_vec1::<f32>()?;
+        Ok(sums
+            .iter()
+            .position(|sum| !sum.is_finite())
+            .map(|i| tensors[i].0.as_str()))
     }
 
     /// The number of named tensors.

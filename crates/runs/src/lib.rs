@@ -52,7 +52,8 @@
 //! **`epochs.parquet`** (uncompressed) has the columns of [`epoch_columns`]: `epoch` (`u32`,
 //! 1-based, strictly increasing), `lr`, `train_loss`, `train_acc`, `val_loss`, `val_acc`,
 //! `test_loss` and `test_acc` (null when no test set is measured), `epoch_seconds` and
-//! `examples_per_second` (`f64`). **`steps.parquet`** (zstd) has those of [`step_columns`]:
+//! `examples_per_second` (`f64`; every value finite and not negative, accuracies in [0, 1]: a
+//! diverged epoch has no row). **`steps.parquet`** (zstd) has those of [`step_columns`]:
 //! `step` (`u64`, 1-based), `epoch` (`u32`), `lr`, `loss`, `grad_dot` and `grad_cos` (null
 //! unless the schedule reads the gradients' agreement). Readers accept any numeric type that
 //! converts without loss.

@@ -139,6 +139,31 @@ pub(crate) fn step_frame(rows: &[StepRow]) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// What a measured column of `epochs.parquet` may hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Measured {
+    /// An accuracy: a finite share in [0, 1].
+    Share,
+    /// A loss, rate, duration or speed: finite and not negative.
+    NonNegative,
+}
+
+impl Measured {
+    fn admits(self, value: f64) -> bool {
+        match self {
+            Measured::Share => (0.0..=1.0).contains(&value),
+            Measured::NonNegative => value.is_finite() && value >= 0.0,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Measured::Share => "a share in [0, 1]",
+            Measured::NonNegative => "a finite number ≥ 0",
+        }
+    }
+}
+
 /// The columns of a frame read from `path`, each cast to the type its rows hold; errors name
 /// the file, the column and the row.
 pub(crate) struct Columns<'a> {
@@ -154,7 +179,15 @@ impl<'a> Columns<'a> {
         let frame = ParquetReader::new(file)
             .read_parallel(ParallelStrategy::None)
             .finish()
-            .map_err(|e| RunError::file(path, format!("not a readable parquet file: {e}")))?;
+            .map_err(|e| {
+                RunError::file(
+                    path,
+                    format!(
+                        "not a readable parquet file ({e}): it was damaged; delete the run's \
+                         folder to train the run again"
+                    ),
+                )
+            })?;
         Ok(Columns { path, frame })
     }
 
@@ -207,6 +240,44 @@ impl<'a> Columns<'a> {
         self.required(self.optional(name)?, name)
     }
 
+    /// Column `name` as measurements of `kind`, every row required: what the trainer writes
+    /// in `epochs.parquet`, where a NaN would be taken for a measurement.
+    pub(crate) fn measured(&self, name: &str, kind: Measured) -> Result<Vec<f64>> {
+        let values = self.floats(name)?;
+        self.check_measured(values.iter().map(|&v| Some(v)), name, kind)?;
+        Ok(values)
+    }
+
+    /// Column `name` as measurements of `kind`, null where the file has no value.
+    pub(crate) fn optional_measured(&self, name: &str, kind: Measured) -> Result<Vec<Option<f64>>> {
+        let values = self.optional(name)?;
+        self.check_measured(values.iter().copied(), name, kind)?;
+        Ok(values)
+    }
+
+    fn check_measured(
+        &self,
+        values: impl Iterator<Item = Option<f64>>,
+        name: &str,
+        kind: Measured,
+    ) -> Result<()> {
+        let bad = values
+            .enumerate()
+            .find_map(|(row, v)| v.filter(|&v| !kind.admits(v)).map(|v| (row, v)));
+        match bad {
+            Some((row, value)) => Err(RunError::file(
+                self.path,
+                format!(
+                    "column `{name}` is {value} at row {row}, not {}; the trainer never writes \
+                     that (a diverged epoch ends the run before its row), so the file was edited \
+                     or damaged: delete the run's folder to train it again",
+                    kind.describe()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Column `name` as epoch numbers (1-based), every row required.
     pub(crate) fn epochs(&self, name: &str) -> Result<Vec<u32>> {
         let values = self.cast(name, &DataType::UInt32)?;
@@ -247,7 +318,8 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Reads `epochs.parquet`: every column of [`epoch_columns`], epochs strictly increasing.
+/// Reads `epochs.parquet`: every column of [`epoch_columns`], epochs strictly increasing, every
+/// value finite and not negative, accuracies in [0, 1].
 pub(crate) fn read_epochs(path: &Path) -> Result<Vec<EpochRow>> {
     use epoch_columns::*;
     let columns = Columns::read(path)?;
@@ -263,11 +335,16 @@ pub(crate) fn read_epochs(path: &Path) -> Result<Vec<EpochRow>> {
             ),
         ));
     }
-    let (lr, train_loss) = (columns.floats(LR)?, columns.floats(TRAIN_LOSS)?);
-    let (train_acc, val_loss) = (columns.floats(TRAIN_ACC)?, columns.floats(VAL_LOSS)?);
-    let (val_acc, test_loss) = (columns.floats(VAL_ACC)?, columns.optional(TEST_LOSS)?);
-    let (test_acc, seconds) = (columns.optional(TEST_ACC)?, columns.floats(EPOCH_SECONDS)?);
-    let speed = columns.floats(EXAMPLES_PER_SECOND)?;
+    use Measured::{NonNegative as NON_NEGATIVE, Share as SHARE};
+    let lr = columns.measured(LR, NON_NEGATIVE)?;
+    let train_loss = columns.measured(TRAIN_LOSS, NON_NEGATIVE)?;
+    let train_acc = columns.measured(TRAIN_ACC, SHARE)?;
+    let val_loss = columns.measured(VAL_LOSS, NON_NEGATIVE)?;
+    let val_acc = columns.measured(VAL_ACC, SHARE)?;
+    let test_loss = columns.optional_measured(TEST_LOSS, NON_NEGATIVE)?;
+    let test_acc = columns.optional_measured(TEST_ACC, SHARE)?;
+    let seconds = columns.measured(EPOCH_SECONDS, NON_NEGATIVE)?;
+    let speed = columns.measured(EXAMPLES_PER_SECOND, NON_NEGATIVE)?;
     Ok((0..columns.len())
         .map(|i| EpochRow {
             epoch: epoch[i],

@@ -154,6 +154,56 @@ fn main() -> String {
     "main".into()
 }
 
+impl DataSettings {
+    /// Checks what can be checked before the data are loaded: a validation fraction in (0, 1),
+    /// limits of at least one example, room for [CLS] and [SEP]. An error names the key as a
+    /// path into the specification (`data.limit_train`).
+    pub fn check(&self) -> Result<(), SpecError> {
+        check(
+            self.val_fraction > 0.0 && self.val_fraction < 1.0,
+            "data.val_fraction",
+            || format!("{} must lie in (0, 1)", self.val_fraction),
+        )?;
+        for (key, limit) in self.limits() {
+            check(limit != Some(0), key, || {
+                "0 examples: a limit must be at least 1 (remove it for the whole split)".into()
+            })?;
+        }
+        check(self.max_len.is_none_or(|n| n >= 2), "data.max_len", || {
+            "must leave room for the [CLS] and [SEP] tokens (≥ 2)".into()
+        })
+    }
+
+    /// Checks that the splits as loaded, of `sizes`, met every limit and are not empty.
+    pub fn check_sizes(&self, sizes: SplitSizes) -> Result<(), SpecError> {
+        let splits = [
+            ("training", sizes.train),
+            ("validation", sizes.val),
+            ("test", sizes.test),
+        ];
+        for ((key, limit), (split, size)) in self.limits().into_iter().zip(splits) {
+            check(size > 0, key, || format!("the {split} split is empty"))?;
+            check(limit.is_none_or(|limit| limit == size), key, || {
+                format!(
+                    "{} asks for more {split} examples than the split has ({size}); lower it or \
+                     remove it",
+                    limit.unwrap_or_default()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Each limit with its key.
+    fn limits(&self) -> [(&'static str, Option<usize>); 3] {
+        [
+            ("data.limit_train", self.limit_train),
+            ("data.limit_val", self.limit_val),
+            ("data.limit_test", self.limit_test),
+        ]
+    }
+}
+
 /// The model of an experiment (the `[model]` table).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -317,35 +367,8 @@ impl RunSpec {
     }
 
     fn check_data(&self) -> Result<(), SpecError> {
-        let data = &self.data;
-        check(
-            data.val_fraction > 0.0 && data.val_fraction < 1.0,
-            "data.val_fraction",
-            || format!("{} must lie in (0, 1)", data.val_fraction),
-        )?;
-        let sizes = self.resolved.split_sizes;
-        for (key, limit, size, split) in [
-            (
-                "data.limit_train",
-                data.limit_train,
-                sizes.train,
-                "training",
-            ),
-            ("data.limit_val", data.limit_val, sizes.val, "validation"),
-            ("data.limit_test", data.limit_test, sizes.test, "test"),
-        ] {
-            check(size > 0, key, || format!("the {split} split is empty"))?;
-            check(limit.is_none_or(|limit| limit == size), key, || {
-                format!(
-                    "{} asks for more {split} examples than the split has ({size}); lower it or \
-                     remove it",
-                    limit.unwrap_or_default()
-                )
-            })?;
-        }
-        check(data.max_len.is_none_or(|n| n >= 2), "data.max_len", || {
-            "must leave room for the [CLS] and [SEP] tokens (≥ 2)".into()
-        })
+        self.data.check()?;
+        self.data.check_sizes(self.resolved.split_sizes)
     }
 
     fn check_model(&self) -> Result<(), SpecError> {
@@ -369,6 +392,20 @@ impl RunSpec {
         check(train.eval_batch_size >= 1, "train.eval_batch_size", || {
             format!("{} must be ≥ 1", train.eval_batch_size)
         })?;
+        let sizes = self.resolved.split_sizes;
+        for (split, size, limit) in [
+            ("training", sizes.train, "data.limit_train"),
+            ("validation", sizes.val, "data.limit_val"),
+            ("test", sizes.test, "data.limit_test"),
+        ] {
+            check(size >= train.batch_size, "data", || {
+                format!(
+                    "the {split} split has {size} examples, fewer than one batch of {}: give it \
+                     more (`data.val_fraction` is {}; `{limit}`) or lower `train.batch_size`",
+                    train.batch_size, self.data.val_fraction
+                )
+            })?;
+        }
         let expected = self.resolved.split_sizes.train.div_ceil(train.batch_size) as u64;
         check(
             self.resolved.steps_per_epoch == expected,
@@ -408,7 +445,12 @@ pub fn check_name(key: &str, name: &str) -> Result<(), SpecError> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-    check(ok, key, || {
-        format!("`{name}` is a folder name of the runs: letters, digits, `-` and `_` only")
+    check(ok, key, || match name.is_empty() {
+        true => "is empty; it names a folder of the runs: give it letters, digits, `-` or `_`"
+            .to_owned(),
+        false => format!(
+            "`{name}` names a folder of the runs, so it may hold letters, digits, `-` and `_` \
+             only (no `/`, `.` or space)"
+        ),
     })
 }

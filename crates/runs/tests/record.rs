@@ -76,7 +76,7 @@ fn epoch_row(epoch: u32) -> EpochRow {
         lr: 1e-3 / f64::from(epoch),
         train_loss: 2.0,
         train_acc: 0.25,
-        val_loss: f64::NAN,
+        val_loss: 2.25,
         val_acc: 0.5,
         test_loss: None,
         test_acc: Some(0.125),
@@ -112,29 +112,24 @@ fn a_run_directory_reads_back_what_was_written() {
     assert_eq!(record.schema, SCHEMA);
     assert_eq!(record.status, Status::Running);
     dir.write_record(&record).unwrap();
+    // The step that diverged keeps its loss, NaN included.
+    let diverged = StepRow {
+        loss: f64::NAN,
+        ..step_row(3)
+    };
     let (epochs, steps) = (
         vec![epoch_row(1), epoch_row(2)],
-        vec![step_row(1), step_row(2)],
+        vec![step_row(1), step_row(2), diverged],
     );
     dir.write_rows(&epochs, &steps).unwrap();
     record.end(Status::Complete, None);
     dir.write_record(&record).unwrap();
 
     assert_eq!(dir.read_record().unwrap(), Some(record));
-    let read = dir.read_epochs().unwrap();
-    assert_eq!(read.len(), 2);
-    assert!(read[0].val_loss.is_nan(), "NaN is kept, not nulled");
-    let same = |a: &EpochRow, b: &EpochRow| {
-        EpochRow {
-            val_loss: 0.0,
-            ..a.clone()
-        } == EpochRow {
-            val_loss: 0.0,
-            ..b.clone()
-        }
-    };
-    assert!(read.iter().zip(&epochs).all(|(a, b)| same(a, b)));
-    assert_eq!(dir.read_steps().unwrap(), steps);
+    assert_eq!(dir.read_epochs().unwrap(), epochs);
+    let read = dir.read_steps().unwrap();
+    assert_eq!(read[..2], steps[..2]);
+    assert!(read[2].loss.is_nan(), "NaN is kept, not nulled");
     let found = RunDir::find_under(folder.path()).unwrap();
     assert_eq!(found, vec![dir.clone()]);
     dir.discard().unwrap();
@@ -204,6 +199,13 @@ fn every_fault_of_a_specification_is_named_by_its_key() {
         ("data.val_fraction", |s| s.data.val_fraction = 1.0),
         ("data.limit_train", |s| s.data.limit_train = Some(5000)),
         ("data.limit_test", |s| s.resolved.split_sizes.test = 0),
+        // `val_fraction = 0.999` leaves two training examples: less than one batch.
+        ("data", |s| {
+            (s.data.limit_train, s.resolved.split_sizes.train) = (None, 2)
+        }),
+        ("data", |s| {
+            (s.data.limit_val, s.resolved.split_sizes.val) = (None, 2)
+        }),
         ("model.width", |s| {
             s.model = ModelSettings::Resnet18 { width: 0 }
         }),
@@ -230,6 +232,14 @@ fn every_fault_of_a_specification_is_named_by_its_key() {
     let message = faulty.check().unwrap_err().to_string();
     assert!(
         message.contains("5000") && message.contains("128"),
+        "{message}"
+    );
+    let mut faulty = spec();
+    (faulty.data.limit_train, faulty.resolved.split_sizes.train) = (None, 2);
+    let message = faulty.check().unwrap_err().to_string();
+    assert!(
+        message.contains("training split has 2 examples, fewer than one batch of")
+            && message.contains("`data.val_fraction`"),
         "{message}"
     );
 }
@@ -316,6 +326,29 @@ fn damaged_rows_are_named_by_file_column_and_row() {
     });
     let err = error_of(dir.read_epochs());
     assert!(err.contains("`val_acc` is null at row 1"), "{err}");
+    // A NaN accuracy would be taken for a measurement (the best epoch, say): refused.
+    for (column, bad) in [
+        ("val_acc", f64::NAN),
+        ("train_acc", 1.5),
+        ("val_loss", f64::INFINITY),
+    ] {
+        rewrite(&|mut f| {
+            f.replace(column, Column::new(column.into(), [0.5, bad]))
+                .unwrap();
+            f
+        });
+        let err = error_of(dir.read_epochs());
+        assert!(
+            err.contains(&format!("`{column}` is {bad} at row 1"))
+                && err.contains("delete the run's folder"),
+            "{err}"
+        );
+        rewrite(&|mut f| {
+            f.replace(column, Column::new(column.into(), [0.5, 0.5]))
+                .unwrap();
+            f
+        });
+    }
     rewrite(&|f| f.drop("train_loss").unwrap());
     let err = error_of(dir.read_epochs());
     assert!(err.contains("no column `train_loss`"), "{err}");

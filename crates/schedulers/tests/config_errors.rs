@@ -1,6 +1,6 @@
 //! Configuration: every key of a `[scheduler]` table is checked, and a bad one is named.
 
-use lrlab_schedulers::{Interval, Length, Scheduler, SchedulerConfig};
+use lrlab_schedulers::{Interval, Length, Scheduler, SchedulerConfig, Span};
 
 fn parse(text: &str) -> Result<SchedulerConfig, toml::de::Error> {
     toml::from_str(text)
@@ -223,4 +223,24 @@ fn a_negative_or_non_finite_base_rate_is_rejected() {
     let config = parse("kind = 'constant'").unwrap();
     assert_eq!(config.build(-1.0).unwrap_err().field, "base_lr");
     assert_eq!(config.build(f64::NAN).unwrap_err().field, "base_lr");
+}
+
+#[test]
+fn a_warmup_that_takes_the_whole_run_is_refused_by_its_own_key() {
+    let warmup =
+        parse("kind = 'warmup'\nwarmup_steps = '200%'\n[inner]\nkind = 'step'\nstep_size = '30%'")
+            .unwrap();
+    let err = warmup.resolve(Span::of_run(2, 4)).unwrap_err();
+    assert_eq!(err.field, "warmup_steps", "{err}");
+    assert!(
+        err.message
+            .contains("16 steps of warmup take the whole run (8 steps)"),
+        "{err}"
+    );
+    // Leaving one step for the schedule is enough.
+    let short =
+        parse("kind = 'warmup'\nwarmup_steps = 7\n[inner]\nkind = 'cosine'\nt_max = 'steps'\ninterval = 'step'")
+            .unwrap();
+    let resolved = short.resolve(Span::of_run(2, 4));
+    assert!(resolved.is_ok(), "{resolved:?}");
 }

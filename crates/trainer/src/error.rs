@@ -41,6 +41,18 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// The run's last checkpoint cannot be restored.
+    #[error(
+        "{cause}; the run's checkpoint cannot be restored: delete {} to train the run again from \
+         its first epoch",
+        folder.display()
+    )]
+    DamagedCheckpoint {
+        /// The run's checkpoint folder.
+        folder: PathBuf,
+        /// What could not be read.
+        cause: Box<TrainError>,
+    },
     /// A checkpoint does not fit the run.
     #[error("checkpoint: {message}")]
     Checkpoint {

@@ -72,7 +72,8 @@ pub struct Score {
     pub n: usize,
 }
 
-/// Scores `model` in evaluation mode on the first `n` examples (all when `None`), in order.
+/// Scores `model` in evaluation mode on the first `n` examples (all when `None`), in order; an
+/// error when that is no example at all.
 pub fn evaluate<M: ModuleT + ?Sized, E: Examples + ?Sized>(
     model: &M,
     examples: &E,
@@ -81,6 +82,13 @@ pub fn evaluate<M: ModuleT + ?Sized, E: Examples + ?Sized>(
     device: &Device,
 ) -> Result<Score> {
     let n = n.map_or(examples.len(), |n| n.min(examples.len()));
+    if n == 0 {
+        return Err(TrainError::Config {
+            field: "examples",
+            message: "no example to score: a loss and an accuracy of nothing would read as 0"
+                .into(),
+        });
+    }
     let indices: Vec<usize> = (0..n).collect();
     let mut loss_sum = 0.0;
     let mut correct = Tensor::zeros((), DType::U32, device)?;
@@ -92,7 +100,7 @@ pub fn evaluate<M: ModuleT + ?Sized, E: Examples + ?Sized>(
         correct = (correct + hits(&logits, &batch.labels)?)?;
     }
     let correct = f64::from(correct.to_scalar::<u32>()?);
-    let n_f = n.max(1) as f64;
+    let n_f = n as f64;
     Ok(Score {
         loss: loss_sum / n_f,
         accuracy: correct / n_f,
@@ -202,6 +210,69 @@ fn check_data<E: Examples + ?Sized>(spec: &RunSpec, data: &Data<'_, E>) -> Resul
     Ok(())
 }
 
+/// Why a run ended as diverged: what was found not finite, and when.
+#[derive(Clone, Debug, PartialEq)]
+enum Divergence {
+    /// A step's loss: nothing was updated by that step.
+    Loss {
+        /// The step (1-based).
+        step: u64,
+    },
+    /// A parameter or buffer after an epoch's steps, though every loss was finite (an
+    /// activation such as ReLU turns a NaN into 0 and hides it from the loss).
+    Tensor {
+        /// The epoch.
+        epoch: u32,
+        /// The tensor's name.
+        name: String,
+    },
+    /// A split's loss when the epoch was evaluated.
+    Evaluation {
+        /// The epoch.
+        epoch: u32,
+        /// `validation` or `test`.
+        split: &'static str,
+    },
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Divergence::Loss { step } => write!(f, "non-finite loss at step {step}"),
+            Divergence::Tensor { epoch, name } => write!(
+                f,
+                "non-finite values in `{name}` after epoch {epoch} (its losses were finite)"
+            ),
+            Divergence::Evaluation { epoch, split } => {
+                write!(f, "non-finite {split} loss after epoch {epoch}")
+            }
+        }
+    }
+}
+
+/// An epoch in which the model diverged: why, and the steps it took.
+struct DivergedEpoch {
+    divergence: Divergence,
+    steps: Vec<StepRow>,
+}
+
+impl DivergedEpoch {
+    fn new(divergence: Divergence, steps: Vec<StepRow>) -> Self {
+        Self { divergence, steps }
+    }
+}
+
+/// How a call's epochs ended.
+#[derive(Clone, Debug, PartialEq)]
+enum Ending {
+    /// Every planned epoch trained.
+    Complete,
+    /// Stopped early as asked; resumable.
+    Stopped,
+    /// Diverged; the run ends here.
+    Diverged(Divergence),
+}
+
 /// The counters and records of a run in progress.
 #[derive(Default)]
 struct State {
@@ -261,13 +332,11 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
     }
 
     /// Records how the epochs ended in `record` and returns the outcome (or their error).
-    fn close(self, mut record: RunRecord, result: Result<Status>) -> Result<Outcome> {
+    fn close(self, mut record: RunRecord, result: Result<Ending>) -> Result<Outcome> {
         let (status, message) = match &result {
-            Ok(Status::Diverged) => (
-                Status::Diverged,
-                Some(format!("non-finite loss at step {}", self.state.step + 1)),
-            ),
-            Ok(status) => (*status, None),
+            Ok(Ending::Complete) => (Status::Complete, None),
+            Ok(Ending::Stopped) => (Status::Running, None),
+            Ok(Ending::Diverged(divergence)) => (Status::Diverged, Some(divergence.to_string())),
             Err(e) => (Status::Failed, Some(e.to_string())),
         };
         record.epochs_done = self.state.epoch;
@@ -284,18 +353,35 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
     /// Restores the last checkpoint, if there is one: weights, moments, scheduler, counters and
     /// the rows up to its epoch (later rows were written after it; their epoch runs again).
     fn resume(&mut self) -> Result<bool> {
-        let Some(checkpoint) = checkpoint::latest(self.dir)? else {
+        let damaged = |cause: TrainError| TrainError::DamagedCheckpoint {
+            folder: self.dir.checkpoint_folder(),
+            cause: Box::new(cause),
+        };
+        let Some(checkpoint) = checkpoint::latest(self.dir).map_err(damaged)? else {
             return Ok(false);
         };
-        self.model.parameters().restore(&checkpoint.weights())?;
-        let saved = checkpoint.state()?;
-        let moments = candle_core::safetensors::load(checkpoint.optimizer(), self.device)?;
-        self.optimizer.restore(moments, saved.step)?;
-        self.scheduler = saved.scheduler;
+        let saved = self.restore(&checkpoint).map_err(damaged)?;
         let mut epochs = self.dir.read_epochs()?;
         epochs.retain(|row| row.epoch <= saved.epoch);
         let mut steps = self.dir.read_steps()?;
         steps.retain(|row| row.epoch <= saved.epoch);
+        // The rows up to the checkpoint must all be there: a resumed run does not write them
+        // again, and its record would lack them.
+        let (rows_epoch, rows_step) = (
+            epochs.last().map_or(0, |row| row.epoch),
+            steps.last().map_or(0, |row| row.step),
+        );
+        if (rows_epoch, rows_step) != (saved.epoch, saved.step) {
+            return Err(damaged(TrainError::Checkpoint {
+                message: format!(
+                    "it is of epoch {} (step {}), but the rows of {} end at epoch {rows_epoch} \
+                     (step {rows_step}): the rows were deleted or damaged",
+                    saved.epoch,
+                    saved.step,
+                    self.dir.path().display()
+                ),
+            }));
+        }
         self.state = State {
             epoch: saved.epoch,
             step: saved.step,
@@ -306,27 +392,49 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         Ok(true)
     }
 
-    /// Trains the remaining epochs: `complete` at the end, `diverged` at a non-finite loss,
-    /// `running` when stopped early as asked.
-    fn epochs(&mut self) -> Result<Status> {
+    /// Sets the model, optimizer and scheduler to `checkpoint`'s and returns its state.
+    fn restore(&mut self, checkpoint: &checkpoint::Checkpoint) -> Result<CheckpointState> {
+        self.model.parameters().restore(&checkpoint.weights())?;
+        let saved = checkpoint.state()?;
+        let path = checkpoint.optimizer();
+        let moments = candle_core::safetensors::load(&path, self.device)
+            .map_err(|e| TrainError::file(&path, e))?;
+        self.optimizer.restore(moments, saved.step)?;
+        self.scheduler = saved.scheduler.clone();
+        Ok(saved)
+    }
+
+    /// Trains the remaining epochs, until the last, a divergence, or the epoch to stop after.
+    fn epochs(&mut self) -> Result<Ending> {
         let epochs = self.spec.train.epochs;
         while self.state.epoch < epochs {
             let epoch = self.state.epoch + 1;
             let started = Instant::now();
-            let Some(trained) = self.train_epoch(epoch)? else {
-                return Ok(Status::Diverged);
+            let trained = match self.train_epoch(epoch)? {
+                Ok(trained) => trained,
+                Err(diverged) => return self.diverged(diverged),
             };
-            self.finish_epoch(epoch, started, trained)?;
+            if let Some(diverged) = self.finish_epoch(epoch, started, trained)? {
+                return self.diverged(diverged);
+            }
             if self.options.stop_after == Some(epoch) && epoch < epochs {
-                return Ok(Status::Running);
+                return Ok(Ending::Stopped);
             }
         }
-        Ok(Status::Complete)
+        Ok(Ending::Complete)
     }
 
-    /// The optimizer steps of `epoch`; `None` when a loss was not finite (the rows so far,
-    /// that step's included, are written).
-    fn train_epoch(&mut self, epoch: u32) -> Result<Option<Trained>> {
+    /// Ends the run as diverged, writing the rows so far with the diverged epoch's steps (the
+    /// epoch itself has no row).
+    fn diverged(&mut self, diverged: DivergedEpoch) -> Result<Ending> {
+        self.state.steps.extend(diverged.steps);
+        self.dir.write_rows(&self.state.epochs, &self.state.steps)?;
+        Ok(Ending::Diverged(diverged.divergence))
+    }
+
+    /// The optimizer steps of `epoch`, or why the model diverged during them: a step's loss, or
+    /// a tensor once the steps are done.
+    fn train_epoch(&mut self, epoch: u32) -> Result<std::result::Result<Trained, DivergedEpoch>> {
         let plan = &self.spec.train;
         let seed = self.spec.seed;
         let batches = epoch_batches(
@@ -352,17 +460,21 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             let (row, hits) = self.step(indices, epoch, augment)?;
             new_steps.push(row);
             let Some(hits) = hits else {
-                self.state.steps.extend(new_steps);
-                self.dir.write_rows(&self.state.epochs, &self.state.steps)?;
-                return Ok(None);
+                let divergence = Divergence::Loss { step: row.step };
+                return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
             };
             correct = (correct + hits)?;
             loss_sum += row.loss * indices.len() as f64;
             lr = row.lr;
             bar.step(row.loss, row.lr);
         }
+        if let Some(name) = self.model.parameters().first_non_finite()? {
+            let name = name.to_owned();
+            let divergence = Divergence::Tensor { epoch, name };
+            return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
+        }
         let seen = batches.iter().map(Vec::len).sum::<usize>() as f64;
-        Ok(Some(Trained {
+        Ok(Ok(Trained {
             lr,
             train_loss: loss_sum / seen,
             train_acc: f64::from(correct.to_scalar::<u32>()?) / seen,
@@ -413,8 +525,13 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
     }
 
     /// Evaluates after `epoch`, tells the scheduler, and writes the rows, the best weights and
-    /// the checkpoint.
-    fn finish_epoch(&mut self, epoch: u32, started: Instant, trained: Trained) -> Result<()> {
+    /// the checkpoint; or, when a split's loss is not finite, returns the diverged epoch.
+    fn finish_epoch(
+        &mut self,
+        epoch: u32,
+        started: Instant,
+        trained: Trained,
+    ) -> Result<Option<DivergedEpoch>> {
         let eval_batch = self.spec.train.eval_batch_size;
         let val = evaluate(self.model, self.data.val, None, eval_batch, self.device)?;
         let test = self
@@ -422,6 +539,13 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             .test
             .map(|t| evaluate(self.model, t, None, eval_batch, self.device))
             .transpose()?;
+        let non_finite = [("validation", Some(val)), ("test", test)]
+            .into_iter()
+            .find(|(_, score)| score.is_some_and(|s| !s.loss.is_finite()));
+        if let Some((split, _)) = non_finite {
+            let divergence = Divergence::Evaluation { epoch, split };
+            return Ok(Some(DivergedEpoch::new(divergence, trained.steps)));
+        }
         self.scheduler.observe(&Observation::Epoch(EpochEnd {
             epoch: u64::from(epoch),
             step: self.state.step,
@@ -453,7 +577,8 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             self.state.best = Some((val.accuracy, epoch));
             checkpoint::write_best(self.dir, &weights)?;
         }
-        self.write_checkpoint(&weights)
+        self.write_checkpoint(&weights)?;
+        Ok(None)
     }
 
     fn write_checkpoint(&self, weights: &[u8]) -> Result<()> {

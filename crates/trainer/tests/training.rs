@@ -239,6 +239,94 @@ fn a_diverging_run_ends_as_diverged_and_keeps_its_records() {
 }
 
 #[test]
+fn a_nan_weight_that_the_loss_cannot_see_ends_the_run_as_diverged() {
+    let splits = cifar();
+    let data = Data::from_splits(&splits, true);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let spec = spec(&splits, resnet_settings(), constant(), plan(3, 16));
+    train_quietly(&resnet(), &data, &spec, &run, Some(1));
+    // Mid-run, the first convolution turns to NaN (as a bad step could make it): the ReLUs
+    // after it turn NaN into 0, so every later loss stays finite.
+    let weights = run
+        .checkpoint_folder()
+        .join("epoch-0001/weights.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    let conv1 = &tensors["conv1.weight"];
+    let poisoned = candle_core::Tensor::full(f32::NAN, conv1.dims(), conv1.device()).unwrap();
+    tensors.insert("conv1.weight".into(), poisoned);
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+
+    let outcome = train_quietly(&resnet(), &data, &spec, &run, None);
+    assert_eq!((outcome.status, outcome.epochs_done), (Status::Diverged, 1));
+    let record = run.read_record().unwrap().unwrap();
+    assert_eq!(
+        record.message.as_deref(),
+        Some("non-finite values in `conv1.weight` after epoch 2 (its losses were finite)")
+    );
+    let (epochs, steps) = (run.read_epochs().unwrap(), run.read_steps().unwrap());
+    assert_eq!(epochs.len(), 1, "the diverged epoch has no row");
+    let second: Vec<&StepRow> = steps.iter().filter(|s| s.epoch == 2).collect();
+    assert!(!second.is_empty() && second.iter().all(|s| s.loss.is_finite()));
+}
+
+#[test]
+fn a_damaged_checkpoint_is_named_with_the_way_to_restart() {
+    let splits = cifar();
+    let data = Data::from_splits(&splits, false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let spec = spec(&splits, resnet_settings(), constant(), plan(2, 16));
+    train_quietly(&resnet(), &data, &spec, &run, Some(1));
+    let checkpoints = run.checkpoint_folder();
+    for file in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+        let path = checkpoints.join("epoch-0001").join(file);
+        let intact = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &intact[..intact.len() / 2]).unwrap();
+        let err = train_on(
+            &resnet(),
+            &data,
+            &spec,
+            &run,
+            &candle_core::Device::Cpu,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(file)
+                && err.contains(&format!(
+                    "delete {} to train the run again from its first epoch",
+                    checkpoints.display()
+                )),
+            "{file}: {err}"
+        );
+        std::fs::write(&path, intact).unwrap();
+    }
+    // Rows deleted under a checkpoint: the resumed run would lack them.
+    std::fs::remove_file(dir.path().join("steps.parquet")).unwrap();
+    let err = train_on(
+        &resnet(),
+        &data,
+        &spec,
+        &run,
+        &candle_core::Device::Cpu,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("the rows were deleted or damaged") && err.contains("to train the run again"),
+        "{err}"
+    );
+    // As the message says: without its checkpoint the run starts again, and completes.
+    std::fs::remove_dir_all(&checkpoints).unwrap();
+    let outcome = train_quietly(&resnet(), &data, &spec, &run, None);
+    assert_eq!((outcome.status, outcome.epochs_done), (Status::Complete, 2));
+    assert_eq!(run.read_epochs().unwrap().len(), 2);
+}
+
+#[test]
 fn a_run_directory_of_another_specification_is_refused_untouched() {
     let splits = cifar();
     let data = Data::from_splits(&splits, false);

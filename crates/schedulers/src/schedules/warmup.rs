@@ -79,7 +79,18 @@ impl Lengths for WarmupConfig {
     fn resolve(&self, span: Span) -> Result<Self, ConfigError> {
         let (unit, length, field) = self.warmup()?;
         let length = length.resolve(field, span, unit, 1)?;
-        let after = span.after(length.ticks(field)?, unit);
+        let ticks = length.ticks(field)?;
+        let after = span.after(ticks, unit);
+        if after.ticks(unit) <= 0.0 {
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "{ticks} {unit}s of warmup take the whole run ({} {unit}s): nothing is left \
+                     for the schedule after it; shorten the warmup",
+                    span.ticks(unit)
+                ),
+            ));
+        }
         let inner = self.inner.resolve(after).map_err(|e| e.within("inner"))?;
         let (warmup_steps, warmup_epochs) = match unit {
             Interval::Step => (Some(length), None),
