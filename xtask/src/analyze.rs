@@ -59,15 +59,16 @@ pub fn run(args: &Args) -> Result<()> {
             args.resamples
         );
     }
-    if let [only] = args.runs.as_slice() {
-        if only == Path::new("runs") && !only.exists() {
-            let others = preset_folders();
-            if !others.is_empty() {
-                anyhow::bail!(
-                    "runs: no such folder; the presets' runs are in {}: pass it with --runs",
-                    others.join(", ")
-                );
-            }
+    if let [only] = args.runs.as_slice()
+        && only == Path::new("runs")
+        && !only.exists()
+    {
+        let others = preset_folders();
+        if !others.is_empty() {
+            anyhow::bail!(
+                "runs: no such folder; the presets' runs are in {}: pass it with --runs",
+                others.join(", ")
+            );
         }
     }
     let runs = read_runs(&args.runs)?;
