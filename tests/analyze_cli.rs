@@ -129,6 +129,23 @@ fn a_trained_protocol_analyses_into_a_report() {
         "{message}"
     );
 
+    // A NaN validation accuracy is refused by file, column and row, not taken for the best.
+    let damaged = lrlab_runs::RunDir::new(runs.join("cifar10/plateau/seed-0"));
+    let (epochs, steps) = (
+        damaged.read_epochs().unwrap(),
+        damaged.read_steps().unwrap(),
+    );
+    let mut nan = epochs.clone();
+    nan[1].val_acc = f64::NAN;
+    damaged.write_rows(&nan, &steps).unwrap();
+    let message = failure(&["analyze", "--runs", runs_arg]);
+    assert!(
+        message.contains("plateau/seed-0/epochs.parquet")
+            && message.contains("`val_acc` is NaN at row 1"),
+        "{message}"
+    );
+    damaged.write_rows(&epochs, &steps).unwrap();
+
     // A run written in another format is refused by name, not misread.
     let record = runs.join("cifar10/step/seed-1/run.json");
     let mut value: serde_json::Value =

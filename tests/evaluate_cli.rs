@@ -126,3 +126,72 @@ fn missing_weights_name_the_file() {
         "{stderr}"
     );
 }
+
+/// The fixture's ResNet weights with `change` made to its tensors, saved in `dir`.
+fn edited_resnet(dir: &Path, change: impl FnOnce(&mut HashMap<String, Tensor>)) -> PathBuf {
+    let want = &expected()["cifar10"];
+    let weights = fixture(want["weights"].as_str().unwrap());
+    let mut tensors = candle_core::safetensors::load(weights, &Device::Cpu).unwrap();
+    change(&mut tensors);
+    let path = dir.join("edited.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    path
+}
+
+#[test]
+fn a_head_of_another_size_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for classes in [100, 5] {
+        let weights = edited_resnet(dir.path(), |tensors| {
+            let inputs = tensors["fc.weight"].dim(1).unwrap();
+            let head = Tensor::zeros((classes, inputs), candle_core::DType::F32, &Device::Cpu);
+            tensors.insert("fc.weight".into(), head.unwrap());
+            let bias = Tensor::zeros(classes, candle_core::DType::F32, &Device::Cpu);
+            tensors.insert("fc.bias".into(), bias.unwrap());
+        });
+        let stderr = failure(&[
+            "evaluate",
+            "cifar10",
+            "--weights",
+            weights.to_str().unwrap(),
+        ]);
+        assert!(
+            stderr.contains("edited.safetensors")
+                && stderr.contains(&format!("`fc.weight` has {classes} outputs"))
+                && stderr.contains("cifar10 has 10 classes"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn weights_holding_a_nan_are_refused_though_relu_would_hide_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = edited_resnet(dir.path(), |tensors| {
+        let conv1 = &tensors["conv1.weight"];
+        let nan = Tensor::full(f32::NAN, conv1.dims(), &Device::Cpu).unwrap();
+        tensors.insert("conv1.weight".into(), nan);
+    });
+    let stderr = failure(&[
+        "evaluate",
+        "cifar10",
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("edited.safetensors")
+            && stderr.contains("`conv1.weight` holds NaN")
+            && stderr.contains("diverged"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn nothing_to_evaluate_is_refused() {
+    let weights = fixture(expected()["cifar10"]["weights"].as_str().unwrap());
+    let weights = weights.to_str().unwrap();
+    for flag in ["--limit", "--batch-size"] {
+        let stderr = failure(&["evaluate", "cifar10", "--weights", weights, flag, "0"]);
+        assert!(stderr.contains(&format!("'0' for '{flag}")), "{stderr}");
+    }
+}

@@ -73,6 +73,34 @@ fn wait_for(path: &Path, child: &mut Child) {
     }
 }
 
+/// Waits until a run of the smoke protocol under `root` is being trained and has a checkpoint,
+/// and returns its arm and seed.
+fn wait_for_partial(root: &Path, child: &mut Child) -> (&'static str, u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        for (arm, seed) in [
+            ("constant", 0),
+            ("cosine", 0),
+            ("constant", 1),
+            ("cosine", 1),
+        ] {
+            let run = root.join(arm).join(format!("seed-{seed}"));
+            if run.join(".lock").exists() && run.join("checkpoint/latest.json").exists() {
+                return (arm, seed);
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the protocol finished before it could be killed"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a partial run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The record of the run of `arm` and `seed` under `root` (`<out>/<experiment>`).
 fn record(root: &Path, arm: &str, seed: u64) -> RunRecord {
     RunDir::new(root.join(arm).join(format!("seed-{seed}")))
@@ -132,13 +160,12 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
     let stderr = failure(experiment(dir.path(), &args).output().unwrap());
     assert!(stderr.contains("is being trained by process"), "{stderr}");
 
-    wait_for(&run.join("epochs.parquet"), &mut first);
-    assert!(
-        first.try_wait().unwrap().is_none(),
-        "the protocol finished before it could be killed"
-    );
+    // Kill it the moment a run is part-way: locked, with a checkpoint.
+    let partial = wait_for_partial(&root, &mut first);
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
+    let (arm, seed) = partial;
+    let was_partial = record(&root, arm, seed).status == Status::Running;
     // Killed mid-run, it leaves its lock behind; killed in the instant between two runs, none.
     let left_a_lock = ["constant", "cosine"]
         .iter()
@@ -155,7 +182,9 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
         "{stdout}"
     );
     assert_protocol_complete(&root, 3);
-    assert!(record(&root, "constant", 0).resumed >= 1);
+    if was_partial {
+        assert!(record(&root, arm, seed).resumed >= 1, "{arm} seed {seed}");
+    }
 
     // Run again: everything is complete and is skipped, not retrained.
     success(experiment(dir.path(), &args).output().unwrap());
@@ -354,7 +383,7 @@ fn changed_settings_are_refused_with_what_changed_or_restart_on_request() {
 }
 
 #[test]
-fn a_bad_last_arm_fails_before_any_run_starts() {
+fn a_bad_setting_fails_before_any_run_starts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
     let run = |config: &Path| {
@@ -370,7 +399,7 @@ fn a_bad_last_arm_fails_before_any_run_starts() {
         .unwrap()
     };
     // An unknown key, a value out of range, and a length in the wrong unit, each in the last
-    // arm of the file; and a primary endpoint with no better direction.
+    // arm of the file; a primary endpoint with no better direction; and the cases below.
     let arm = "kind = \"trend_gap\"";
     for (name, (from, to), key, says) in [
         (
@@ -397,6 +426,42 @@ fn a_bad_last_arm_fails_before_any_run_starts() {
             "primary_metric",
             "not a metric with a better direction",
         ),
+        // Names that would file the runs elsewhere: another task's, or outside `--out`.
+        (
+            "task.toml",
+            ("experiment = \"cifar10\"", "experiment = \"imdb\""),
+            "experiment",
+            "would file these cifar10 runs as imdb ones",
+        ),
+        (
+            "path.toml",
+            (
+                "experiment = \"cifar10\"",
+                "experiment = \"/tmp/elsewhere\"",
+            ),
+            "experiment",
+            "no `/`",
+        ),
+        (
+            "empty.toml",
+            ("experiment = \"cifar10\"", "experiment = \"\""),
+            "experiment",
+            "is empty",
+        ),
+        // A negative rate, named as the file's key, not as the schedule's base rate.
+        (
+            "rate.toml",
+            ("lr = 1e-3", "lr = -1e-3"),
+            "optimizer.lr",
+            "must be a positive number",
+        ),
+        // A validation share that leaves the training split less than a batch.
+        (
+            "fraction.toml",
+            ("data.limit_train = 128", "data.val_fraction = 0.999"),
+            "data",
+            "fewer than one batch of 32",
+        ),
     ] {
         let config = config_copy(dir.path(), name, |t| t.replace(from, to));
         let stderr = failure(run(&config));
@@ -405,6 +470,23 @@ fn a_bad_last_arm_fails_before_any_run_starts() {
             "{name}: {stderr}"
         );
         assert!(!out.exists(), "{name}: a run directory was created");
+    }
+    // The same seed twice would plan the same runs twice; no epoch at all, a run of nothing.
+    for (flags, says) in [
+        (["--seeds", "0,0"], "key `seeds`: seed 0 is listed twice"),
+        (["--epochs", "0"], "key `train.epochs`: 0 must be ≥ 1"),
+    ] {
+        let args = [&["cifar10", "--preset", "smoke"][..], &flags].concat();
+        let stderr = failure(
+            xtask_in(dir.path(), &args)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap(),
+        );
+        let given = flags.join(" ");
+        assert!(stderr.contains(&given) && stderr.contains(says), "{stderr}");
+        assert!(!out.exists(), "{given}: a run directory was created");
     }
 }
 
@@ -424,4 +506,103 @@ fn a_run_of_another_format_is_refused_by_name() {
             && stderr.contains("--discard-changed"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_out_folder_that_cannot_hold_runs_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let below_a_file = file.join("runs");
+    for (out, says) in [
+        (file.as_path(), "a file, not a folder"),
+        (below_a_file.as_path(), "cannot create the folder"),
+        // A folder no one may write in, even root: /proc.
+        (Path::new("/proc"), "cannot write in it"),
+    ] {
+        let stderr = failure(
+            xtask_in(
+                dir.path(),
+                &["cifar10", "--preset", "smoke", "--seeds", "0"],
+            )
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap(),
+        );
+        assert!(
+            stderr.contains(&format!("--out {}: {says}", out.display()))
+                && stderr.contains("a folder you can write"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_lock_left_behind_blocks_nothing_even_when_its_process_id_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("cifar10/constant/seed-0");
+    std::fs::create_dir_all(&run).unwrap();
+    // A killed trainer's lock, whose process id now belongs to a live process (init).
+    std::fs::write(run.join(".lock"), "process 1 on this-host\n").unwrap();
+    let args = [
+        "cifar10", "--preset", "smoke", "--arms", "constant", "--seeds", "0",
+    ];
+    let output = success(
+        xtask_in(dir.path(), &args)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("taking over the stale lock") && stderr.contains("process 1 on this-host"),
+        "{stderr}"
+    );
+    assert_eq!(
+        record(&dir.path().join("cifar10"), "constant", 0).status,
+        Status::Complete
+    );
+}
+
+#[test]
+fn the_experiment_file_is_found_where_the_program_runs_not_where_it_was_built() {
+    let dir = tempfile::tempdir().unwrap();
+    // The program moved out of its checkout, e.g. to a cluster node.
+    let moved = dir.path().join("bin/xtask");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_xtask"), &moved).unwrap();
+    let run_in = |cwd: &Path| {
+        Command::new(&moved)
+            .current_dir(cwd)
+            .args([
+                "experiment",
+                "cifar10",
+                "--preset",
+                "smoke",
+                "--arms",
+                "constant",
+            ])
+            .args(["--seeds", "0", "--device", "cpu", "--out"])
+            .arg(dir.path().join("runs"))
+            .env("HF_HOME", shared_home())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let stderr = failure(run_in(dir.path()));
+    assert!(
+        stderr.contains("no configs/cifar10.toml") && stderr.contains("--config FILE"),
+        "{stderr}"
+    );
+    // Run from another checkout (here a folder with its own configs), it reads that one's.
+    let checkout = dir.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("configs/deeper")).unwrap();
+    config_copy(&checkout.join("configs"), "cifar10.toml", |t| {
+        t.replace("lr = 1e-3", "lr = 5e-4")
+    });
+    success(run_in(&checkout.join("configs/deeper")));
+    let record = record(&dir.path().join("runs/cifar10"), "constant", 0);
+    assert_eq!(record.spec.optimizer.lr, 5e-4);
 }

@@ -220,7 +220,7 @@ fn bad_input_is_named() {
             "kind = 'cosine'\nt_max = 3\n",
             None,
             "3",
-            &["{toml}", "kind"],
+            &["{toml}: no [scheduler] table", "`[scheduler]` then `kind"],
         ),
         (
             "[scheduler]\nkind = 'cosine'\nt_max = 'steps'\n",
@@ -253,7 +253,16 @@ fn bad_input_is_named() {
             PLATEAU,
             Some("val_loss\n0.5\n"),
             "3",
-            &["{csv}: no `epoch` column"],
+            &[
+                "{csv}: no `epoch` column (its header has: val_loss)",
+                "`epoch,val_loss`",
+            ],
+        ),
+        (
+            PLATEAU,
+            Some(""),
+            "3",
+            &["{csv}: no `epoch` column (the file is empty)"],
         ),
         (
             PLATEAU,
@@ -329,6 +338,32 @@ fn bad_input_is_named() {
             );
         }
     }
+}
+
+#[test]
+fn metrics_given_to_a_schedule_that_reads_none_are_left_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let cosine = write(
+        dir.path(),
+        "c.toml",
+        "[scheduler]\nkind = 'cosine'\nt_max = 3\n",
+    );
+    let empty = write(dir.path(), "m.csv", "");
+    let output = xtask(&[
+        "--scheduler",
+        cosine.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--metrics",
+        empty.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reads no metrics") && stderr.contains("m.csv"),
+        "{stderr}"
+    );
+    assert_eq!(rows(&output).len(), 3);
 }
 
 #[test]

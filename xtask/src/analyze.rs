@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use lrlab_analysis::{Resampler, Settings, analyze, read_runs, write_report};
 
+use crate::values;
+
 /// Arguments of `cargo xtask analyze`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,16 +24,16 @@ pub struct Args {
     #[arg(long = "baseline", num_args = 1..)]
     baselines: Vec<String>,
     /// The validation accuracy that counts as converged (default: the experiment's `threshold`).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long, value_parser = values::share)]
     threshold: Option<f64>,
     /// Print the comparisons as a JSON array on stdout.
     #[arg(long)]
     json: bool,
     /// Bootstrap resamples where the bootstrap is not enumerated exactly.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 10_000)]
     resamples: usize,
     /// The seed of drawn bootstrap resamples.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     seed: u64,
 }
 

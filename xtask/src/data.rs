@@ -1,15 +1,18 @@
 //! `cargo xtask data cifar10|imdb`: load a task's dataset as a run would and summarise its
 //! splits.
 
+use std::num::NonZeroUsize;
+
 use anyhow::Result;
 use lrlab_datasets::{
     CIFAR10_CLASSES, DEFAULT_CHECKPOINT, Examples, Hub, IMDB_CLASSES, RepoRef, Splits,
     label_counts, pixel_mean_std, token_stats,
 };
-use lrlab_runs::DataSettings;
+use lrlab_runs::{DataSettings, SpecError};
 use serde_json::{Value, json};
 
 use crate::tasks::{Task, TaskSplits};
+use crate::values;
 
 /// Arguments of `cargo xtask data`.
 #[derive(clap::Args)]
@@ -21,10 +24,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Fraction of the training file held out for validation.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0.1, value_parser = values::fraction)]
     val_fraction: f64,
     /// Seed of the validation split.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     seed: u64,
     /// Revision (branch, tag or commit) of the dataset repository.
     #[arg(long, default_value = "main")]
@@ -33,22 +36,29 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_CHECKPOINT)]
     checkpoint: String,
     /// IMDB: sequence length.
-    #[arg(long, default_value_t = 128)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 128, value_parser = values::tokens)]
     max_len: usize,
     /// Stratified caps on the splits' sizes.
-    #[arg(long)]
-    limit_train: Option<usize>,
+    #[arg(allow_negative_numbers = true, long)]
+    limit_train: Option<NonZeroUsize>,
     /// See `--limit-train`.
-    #[arg(long)]
-    limit_val: Option<usize>,
+    #[arg(allow_negative_numbers = true, long)]
+    limit_val: Option<NonZeroUsize>,
     /// See `--limit-train`.
-    #[arg(long)]
-    limit_test: Option<usize>,
+    #[arg(allow_negative_numbers = true, long)]
+    limit_test: Option<NonZeroUsize>,
 }
 
 fn split_summary(splits: &Splits<&dyn Examples>, classes: usize) -> Value {
     let one = |e: &dyn Examples| json!({ "n": e.len(), "label_counts": label_counts(e.labels(), classes) });
     json!({ "train": one(splits.train), "val": one(splits.val), "test": one(splits.test) })
+}
+
+/// A fault of the data settings, named by the flag that set it (`data.limit_train` is
+/// `--limit-train`).
+fn flag_error(error: SpecError) -> anyhow::Error {
+    let flag = error.key.trim_start_matches("data.").replace('_', "-");
+    anyhow::anyhow!("--{flag}: {}", error.message)
 }
 
 /// Reports a step of the work on stderr (stdout carries the summary).
@@ -65,15 +75,17 @@ pub fn run(args: &Args) -> Result<()> {
         revision: args.revision.clone(),
         val_fraction: args.val_fraction,
         split_seed: args.seed,
-        limit_train: args.limit_train,
-        limit_val: args.limit_val,
-        limit_test: args.limit_test,
+        limit_train: args.limit_train.map(NonZeroUsize::get),
+        limit_val: args.limit_val.map(NonZeroUsize::get),
+        limit_test: args.limit_test.map(NonZeroUsize::get),
         max_len: Some(args.max_len),
     };
+    settings.check().map_err(flag_error)?;
     let repo = task.source(&args.revision).repo.id;
     progress(started, &format!("loading {repo} (decoding, tokenizing) …"));
     let tokenizer = RepoRef::model(&args.checkpoint);
     let loaded = task.load(&hub, &settings, Some(&tokenizer))?;
+    settings.check_sizes(loaded.sizes()).map_err(flag_error)?;
     progress(started, "computing statistics …");
     let splits = split_summary(&loaded.examples(), task.classes());
     let summary = match &loaded.splits {

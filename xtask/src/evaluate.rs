@@ -1,9 +1,10 @@
 //! `cargo xtask evaluate cifar10|imdb --weights FILE`: the loss and accuracy of a saved model on a
 //! split, in evaluation mode, with the preprocessing a run uses.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use lrlab_datasets::{DEFAULT_CHECKPOINT, Hub, RepoRef, Splits};
 use lrlab_runs::DataSettings;
 use lrlab_trainer::{Score, evaluate};
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use crate::device::DeviceArg;
 use crate::tasks::Task;
+use crate::values;
 
 /// Which split to evaluate on.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -38,20 +40,20 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_CHECKPOINT)]
     checkpoint: String,
     /// IMDB: sequence length.
-    #[arg(long, default_value_t = 128)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 128, value_parser = values::tokens)]
     max_len: usize,
     /// Evaluate the first N examples of the split only (in the split's order: the test file's
     /// row order; the validation split's carved order).
-    #[arg(long)]
-    limit: Option<usize>,
+    #[arg(allow_negative_numbers = true, long)]
+    limit: Option<NonZeroUsize>,
     /// Examples per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    #[arg(allow_negative_numbers = true, long, default_value_t = NonZeroUsize::new(64).expect("64 is not 0"))]
+    batch_size: NonZeroUsize,
     /// `--split val`: the validation fraction the model was trained with.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0.1, value_parser = values::fraction)]
     val_fraction: f64,
     /// `--split val`: the seed of the validation split.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     seed: u64,
     /// The device.
     #[arg(long, value_enum, default_value = "auto")]
@@ -60,9 +62,6 @@ pub struct Args {
 
 /// Runs the command: prints `{"loss", "accuracy", "n"}`.
 pub fn run(args: &Args) -> Result<()> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
     let hub = Hub::from_env();
     let device = args.device.device()?;
     let checkpoint = RepoRef::model(&args.checkpoint);
@@ -80,8 +79,13 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let loaded = args.task.load(&hub, &settings, Some(&checkpoint))?;
     let examples = pick(loaded.examples(), args.split);
-    let Score { loss, accuracy, n } =
-        evaluate(&*model, examples, args.limit, args.batch_size, &device)?;
+    let Score { loss, accuracy, n } = evaluate(
+        &*model,
+        examples,
+        args.limit.map(NonZeroUsize::get),
+        args.batch_size.get(),
+        &device,
+    )?;
     println!("{}", json!({ "loss": loss, "accuracy": accuracy, "n": n }));
     Ok(())
 }

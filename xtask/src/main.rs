@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod analyze;
+mod checkout;
 mod data;
 mod device;
 mod evaluate;
@@ -9,6 +10,7 @@ mod experiment;
 mod schedule;
 mod speed;
 mod tasks;
+mod values;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,15 +2,18 @@
 //! set it, for a schedule given in a TOML file and (for adaptive ones) the metrics of a run —
 //! from a CSV of epoch metrics, or replayed from a run directory, every step's signals included.
 
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result, bail, ensure};
 use lrlab_runs::{EpochRow, RunDir, StepRow};
 use lrlab_schedulers::{
     EpochEnd, Interval, Observation, Scheduler, SchedulerConfig, Signal, Signals, Span, StepEnd,
 };
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+
+use crate::values;
 
 /// Arguments of `cargo xtask schedule`.
 #[derive(clap::Args)]
@@ -21,16 +24,17 @@ pub struct Args {
     /// Epochs to simulate.
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(u64).range(1..),
         required_unless_present = "run",
         conflicts_with = "run"
     )]
     epochs: Option<u64>,
     /// Optimizer steps per epoch (default 1).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "run")]
+    #[arg(allow_negative_numbers = true, long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "run")]
     steps_per_epoch: Option<u64>,
     /// The optimizer's initial learning rate (default 1e-3, or the run's with --run).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long, value_parser = values::rate)]
     base_lr: Option<f64>,
     /// CSV with a header holding `epoch` (1-based) and any of train_loss, train_acc, val_loss,
     /// val_acc: the values observed at the end of each epoch. Other columns are ignored.
@@ -41,6 +45,9 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     run: Option<PathBuf>,
 }
+
+/// The table of the schedule file.
+const TABLE: &str = "scheduler";
 
 /// The TOML file: exactly one `[scheduler]` table.
 #[derive(Deserialize)]
@@ -54,8 +61,17 @@ struct ScheduleFile {
 fn load_scheduler(path: &Path, base_lr: f64, span: Span) -> Result<lrlab_schedulers::AnyScheduler> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the scheduler file {}", path.display()))?;
-    let file: ScheduleFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    let file: ScheduleFile = toml::from_str(&text).map_err(|e| {
+        let no_table = toml::from_str::<toml::Table>(&text).is_ok_and(|t| !t.contains_key(TABLE));
+        match no_table {
+            true => anyhow::anyhow!(
+                "{}: no [{TABLE}] table; the file holds one schedule under it, e.g. \
+                 `[{TABLE}]` then `kind = \"cosine\"`",
+                path.display()
+            ),
+            false => anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()),
+        }
+    })?;
     file.scheduler
         .resolve(span)
         .and_then(|config| config.build(base_lr))
@@ -95,10 +111,18 @@ fn read_metrics(path: &Path, needs: Signals, last: u64) -> Result<EpochMetrics> 
         .clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
     let epoch_column = column("epoch").with_context(|| {
+        let found = match headers.is_empty() {
+            true => "the file is empty".to_owned(),
+            false => format!(
+                "its header has: {}",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        };
         format!(
-            "{}: no `epoch` column in the header {:?}",
+            "{}: no `epoch` column ({found}); the file needs a header naming `epoch` and the \
+             signals, e.g. `epoch,{}`",
             path.display(),
-            headers
+            needs.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
         )
     })?;
     let signal_columns: Vec<(Signal, usize)> = EPOCH_SIGNALS
@@ -199,7 +223,15 @@ fn preview(args: &Args) -> Result<()> {
         );
     }
     let metrics = match (&args.metrics, needs.is_empty()) {
-        (Some(path), _) => read_metrics(path, needs, epochs)?,
+        (Some(path), false) => read_metrics(path, needs, epochs)?,
+        (Some(path), true) => {
+            eprintln!(
+                "note: {} reads no metrics; {} is not read",
+                args.scheduler.display(),
+                path.display()
+            );
+            EpochMetrics::new()
+        }
         (None, true) => EpochMetrics::new(),
         (None, false) => bail!(
             "{}: the scheduler needs {} at every epoch end: pass --metrics FILE.csv with those \

@@ -89,6 +89,30 @@ impl Task {
         }
     }
 
+    /// Checks that an experiment of this task is not named as another task's, which would file
+    /// its runs beside that task's (`experiment = "imdb"` in the CIFAR-10 file).
+    pub fn check_experiment_name(self, name: &str) -> Result<()> {
+        let other = <Task as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter(|task| **task != self)
+            .find(|task| {
+                let other = task.name();
+                name.strip_prefix(other)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_']))
+            });
+        match other {
+            Some(other) => bail!(
+                "`{name}` would file these {} runs as {} ones; name the experiment after its \
+                 task (e.g. `{}` or `{}-…`)",
+                self.name(),
+                other.name(),
+                self.name(),
+                self.name()
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// The repository of the checkpoint `model` starts from, if any.
     pub fn checkpoint(model: &ModelSettings) -> Option<RepoRef> {
         match model {
@@ -215,10 +239,23 @@ impl Task {
         device: &Device,
     ) -> Result<Box<dyn Network>> {
         let loading = || format!("loading the {} weights {}", self.name(), weights.display());
-        match self {
-            Task::Cifar10 => Ok(Box::new(
-                ResNet18::load(&[weights], device).with_context(loading)?,
-            )),
+        let model: Box<dyn Network> = match self {
+            Task::Cifar10 => {
+                let model = ResNet18::load(&[weights], device).with_context(loading)?;
+                let outputs = model.config().num_classes;
+                if outputs != self.classes() {
+                    bail!(
+                        "{}: its classifier `fc.weight` has {outputs} outputs, but {} has {} \
+                         classes: these weights are not a {} model; pass weights a {} run saved",
+                        weights.display(),
+                        self.name(),
+                        self.classes(),
+                        self.name(),
+                        self.name()
+                    );
+                }
+                Box::new(model)
+            }
             Task::Imdb => {
                 let config = BertConfig::from_file(&hub.file(checkpoint, "config.json")?)?;
                 let (model, report) =
@@ -232,9 +269,18 @@ impl Task {
                         report.fresh.join("`, `")
                     );
                 }
-                Ok(Box::new(model))
+                Box::new(model)
             }
+        };
+        if let Some(name) = model.parameters().first_non_finite()? {
+            bail!(
+                "{}: `{name}` holds NaN or infinite values: these are the weights of a diverged \
+                 model (its scores would be meaningless; activations can hide a NaN); pass \
+                 weights saved before the divergence",
+                weights.display()
+            );
         }
+        Ok(model)
     }
 }
 

@@ -229,6 +229,16 @@ impl Experiment {
         if self.seeds.is_empty() {
             return fail("seeds", "at least one seed".into());
         }
+        let repeated = (1..self.seeds.len()).find(|&i| self.seeds[..i].contains(&self.seeds[i]));
+        if let Some(i) = repeated {
+            return fail(
+                "seeds",
+                format!(
+                    "seed {} is listed twice; each seed is one run of every arm",
+                    self.seeds[i]
+                ),
+            );
+        }
         if !(0.0..=1.0).contains(&self.threshold) {
             return fail(
                 "threshold",
@@ -238,20 +248,26 @@ impl Experiment {
         Ok(())
     }
 
-    /// Trains only `arms` (each must be an arm of the file).
-    pub fn retain_arms(&mut self, arms: &[String], origin: &Origin) -> Result<()> {
-        if let Some(unknown) = arms.iter().find(|arm| !self.arms.contains_key(*arm)) {
-            let known: Vec<&str> = self.arms.keys().map(String::as_str).collect();
-            return Err(anyhow!(
-                "--arms: no arm `{unknown}` in {} (it has: {})",
-                origin.path.display(),
-                known.join(", ")
-            ));
+    /// Checks that every arm of `--arms` is an arm of the file.
+    pub fn check_arm_names(&self, arms: &[String], origin: &Origin) -> Result<()> {
+        match arms.iter().find(|arm| !self.arms.contains_key(*arm)) {
+            Some(unknown) => {
+                let known: Vec<&str> = self.arms.keys().map(String::as_str).collect();
+                Err(anyhow!(
+                    "--arms: no arm `{unknown}` in {} (it has: {})",
+                    origin.path.display(),
+                    known.join(", ")
+                ))
+            }
+            None => Ok(()),
         }
-        // The analysis plan stays the file's: runs of one experiment trained by separate
-        // invocations record one plan, and the analysis keeps the arms that ran.
+    }
+
+    /// Keeps the arms of `arms` only (names checked by [`Self::check_arm_names`]). The
+    /// analysis plan stays the file's: runs of one experiment trained by separate invocations
+    /// record one plan, and the analysis keeps the arms that ran.
+    pub fn retain_arms(&mut self, arms: &[String]) {
         self.arms.retain(|name, _| arms.contains(name));
-        Ok(())
     }
 
     /// The schedule of `arm`, behind the shared warmup when the experiment has one.
@@ -317,10 +333,7 @@ fn overlay_into(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-/// `configs/<experiment>.toml` from the workspace root.
-pub fn default_path(experiment: &str) -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."));
-    workspace.join("configs").join(format!("{experiment}.toml"))
+/// Where a task's experiment file lives in a checkout: `configs/<task>.toml`.
+pub fn default_relative(task: &str) -> PathBuf {
+    Path::new("configs").join(format!("{task}.toml"))
 }

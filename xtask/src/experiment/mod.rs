@@ -10,12 +10,13 @@ mod plan;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use lrlab_datasets::Hub;
 use lrlab_runs::{AnalysisPlan, HubCommit, Precision, Resolved, Status};
 use lrlab_trainer::{Options, Outcome, Progress, Run, train};
 
+use crate::checkout;
 use crate::device::DeviceArg;
 use crate::tasks::{Loaded, Task};
 pub use config::Experiment;
@@ -39,10 +40,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     arms: Option<Vec<String>>,
     /// Only these seeds (comma-separated), instead of the file's `seeds`.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
     /// Epochs per run, instead of the file's `train.epochs`.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     epochs: Option<u32>,
     /// The compute precision (`f32` | `bf16`), instead of the file's `train.dtype`.
     #[arg(long)]
@@ -93,7 +94,7 @@ impl Args {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
-    let (experiment, origin) = read_experiment(args)?;
+    let (mut experiment, origin) = read_experiment(args)?;
     let device = args.device.device()?;
     let hub = Hub::from_env();
     let checkpoint = Task::checkpoint(&experiment.model);
@@ -113,19 +114,28 @@ pub fn run(args: &Args) -> Result<()> {
             .train
             .div_ceil(experiment.train.batch_size.max(1)) as u64,
     };
-    let specs = plan::specify(&experiment, &origin, &resolved)?;
+    // Every arm of the file is checked, those `--arms` leaves out included.
+    let mut specs = plan::specify(&experiment, &origin, &resolved)?;
+    if let Some(arms) = &args.arms {
+        experiment.retain_arms(arms);
+        specs.retain(|spec| arms.contains(&spec.arm));
+    }
     let out = args.out();
     let planned = plan::place(specs, &out, args.shard);
     let root = out.join(&experiment.experiment);
+    prepare_out(&out)?;
     settle_conflicts(&planned, &root, args.discard_changed)?;
     eprintln!(
-        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} epochs of {} steps, {}, on \
-         {:?}, into {} (checked in {:.1} s)",
+        "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} train / {} validation / {} \
+         test examples, {} epochs of {} steps, {}, on {:?}, into {} (checked in {:.1} s)",
         experiment.experiment,
         planned.len(),
         experiment.arms.len(),
         experiment.seeds.len(),
         args.preset,
+        split_sizes.train,
+        split_sizes.val,
+        split_sizes.test,
         experiment.train.epochs,
         resolved.steps_per_epoch,
         experiment.train.dtype,
@@ -151,10 +161,13 @@ pub fn run(args: &Args) -> Result<()> {
 /// task, the task's data defaults made explicit.
 fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
     let task = args.task;
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| config::default_path(task.name()));
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => checkout::file(
+            &config::default_relative(task.name()),
+            Some("--config FILE"),
+        )?,
+    };
     let overrides = Overrides {
         epochs: args.epochs,
         seeds: args.seeds.clone(),
@@ -163,14 +176,36 @@ fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
     };
     let (mut experiment, origin) = Experiment::read(&path, &args.preset, &overrides)?;
     if let Some(arms) = &args.arms {
-        experiment.retain_arms(arms, &origin)?;
+        experiment.check_arm_names(arms, &origin)?;
     }
+    task.check_experiment_name(&experiment.experiment)
+        .map_err(|e| origin.error("experiment", e))?;
     task.check_model(&experiment.model)
         .map_err(|e| origin.error("model.kind", e))?;
     experiment.data = task
         .settle_data(experiment.data)
         .map_err(|e| origin.error("data.max_len", e))?;
+    experiment
+        .data
+        .check()
+        .map_err(|e| origin.error(&e.key, e.message))?;
     Ok((experiment, origin))
+}
+
+/// Makes `out` a folder the runs can be written in, or says why it cannot be, before any
+/// run is looked at.
+fn prepare_out(out: &Path) -> Result<()> {
+    let fix = "pass `--out` a folder you can write";
+    if out.exists() && !out.is_dir() {
+        bail!("--out {}: a file, not a folder; {fix}", out.display());
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("--out {}: cannot create the folder; {fix}", out.display()))?;
+    let probe = out.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write in it; {fix}", out.display()))?;
+    std::fs::remove_file(&probe)
+        .with_context(|| format!("--out {}: cannot delete {}", out.display(), probe.display()))
 }
 
 /// Stops the command when run directories of the plan hold runs of other specifications, or
@@ -220,7 +255,7 @@ impl Protocol<'_> {
         let options = Options {
             stop_after: None,
             progress: Progress::Auto,
-            git_commit: git_commit(),
+            git_commit: checkout::commit(&config::default_relative(self.task.name())),
         };
         let mut finished = Vec::new();
         for (index, run) in planned.iter().enumerate() {
@@ -336,22 +371,6 @@ fn print_table(finished: &[Finished], threshold: f64) {
             s.status.name()
         );
     }
-}
-
-/// The commit of the code this binary was built from, where git knows it (not in a binary
-/// moved to another machine).
-fn git_commit() -> Option<String> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let output = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workspace)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 #[cfg(test)]

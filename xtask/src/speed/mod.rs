@@ -47,13 +47,13 @@ pub struct Args {
     #[arg(long)]
     tf32: bool,
     /// Timed steps per tool and round.
-    #[arg(long, default_value_t = 2)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 2)]
     steps: usize,
     /// Rounds per workload; the tools take turns at going first.
-    #[arg(long, default_value_t = 3)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 3)]
     rounds: usize,
     /// Untimed steps before a workload's first round.
-    #[arg(long, default_value_t = 1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1)]
     warmup: usize,
     /// Time PyTorch too (`scripts/speed/torch_speed.py`; needs torch, torchvision and
     /// transformers).
@@ -64,7 +64,7 @@ pub struct Args {
     python: String,
     /// The largest share of the machine's CPU time other processes may take during a round
     /// before it is measured again.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0.1)]
     max_load: f64,
     /// Report whatever the load (the table marks the rounds other processes disturbed).
     #[arg(long)]

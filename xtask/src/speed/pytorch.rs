@@ -10,6 +10,8 @@ use candle_core::Device;
 use lrlab_runs::Precision;
 use serde::Deserialize;
 
+use crate::checkout;
+
 /// The script, relative to the repository root.
 const SCRIPT: &str = "scripts/speed/torch_speed.py";
 
@@ -36,14 +38,7 @@ struct Answer {
 impl PyTorch {
     /// Starts the script with `python` on `device` in `precision`.
     pub fn start(python: &str, device: &Device, precision: Precision, tf32: bool) -> Result<Self> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(SCRIPT);
-        let script = if script.exists() {
-            script
-        } else {
-            Path::new(SCRIPT).to_owned() // a packed binary run from a checkout's root
-        };
+        let script = checkout::file(Path::new(SCRIPT), None)?;
         let device = if device.is_cuda() { "cuda" } else { "cpu" };
         let mut command = Command::new(python);
         command
