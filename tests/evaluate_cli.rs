@@ -138,6 +138,16 @@ fn edited_resnet(dir: &Path, change: impl FnOnce(&mut HashMap<String, Tensor>)) 
     path
 }
 
+/// The stderr of `evaluate cifar10 --weights <weights>`, which must fail.
+fn refused_on_cifar10(weights: &Path) -> String {
+    failure(&[
+        "evaluate",
+        "cifar10",
+        "--weights",
+        weights.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn a_head_of_another_size_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,12 +159,7 @@ fn a_head_of_another_size_is_refused_by_name() {
             let bias = Tensor::zeros(classes, candle_core::DType::F32, &Device::Cpu);
             tensors.insert("fc.bias".into(), bias.unwrap());
         });
-        let stderr = failure(&[
-            "evaluate",
-            "cifar10",
-            "--weights",
-            weights.to_str().unwrap(),
-        ]);
+        let stderr = refused_on_cifar10(&weights);
         assert!(
             stderr.contains("edited.safetensors")
                 && stderr.contains(&format!("`fc.weight` has {classes} outputs"))
@@ -172,12 +177,7 @@ fn weights_holding_a_nan_are_refused_though_relu_would_hide_it() {
         let nan = Tensor::full(f32::NAN, conv1.dims(), &Device::Cpu).unwrap();
         tensors.insert("conv1.weight".into(), nan);
     });
-    let stderr = failure(&[
-        "evaluate",
-        "cifar10",
-        "--weights",
-        weights.to_str().unwrap(),
-    ]);
+    let stderr = refused_on_cifar10(&weights);
     assert!(
         stderr.contains("edited.safetensors")
             && stderr.contains("`conv1.weight` holds NaN")

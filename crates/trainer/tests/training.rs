@@ -279,11 +279,8 @@ fn a_damaged_checkpoint_is_named_with_the_way_to_restart() {
     let spec = spec(&splits, resnet_settings(), constant(), plan(2, 16));
     train_quietly(&resnet(), &data, &spec, &run, Some(1));
     let checkpoints = run.checkpoint_folder();
-    for file in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
-        let path = checkpoints.join("epoch-0001").join(file);
-        let intact = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &intact[..intact.len() / 2]).unwrap();
-        let err = train_on(
+    let resume_error = || {
+        train_on(
             &resnet(),
             &data,
             &spec,
@@ -292,7 +289,13 @@ fn a_damaged_checkpoint_is_named_with_the_way_to_restart() {
             None,
         )
         .unwrap_err()
-        .to_string();
+        .to_string()
+    };
+    for file in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+        let path = checkpoints.join("epoch-0001").join(file);
+        let intact = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &intact[..intact.len() / 2]).unwrap();
+        let err = resume_error();
         assert!(
             err.contains(file)
                 && err.contains(&format!(
@@ -305,16 +308,7 @@ fn a_damaged_checkpoint_is_named_with_the_way_to_restart() {
     }
     // Rows deleted under a checkpoint: the resumed run would lack them.
     std::fs::remove_file(dir.path().join("steps.parquet")).unwrap();
-    let err = train_on(
-        &resnet(),
-        &data,
-        &spec,
-        &run,
-        &candle_core::Device::Cpu,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = resume_error();
     assert!(
         err.contains("the rows were deleted or damaged") && err.contains("to train the run again"),
         "{err}"
