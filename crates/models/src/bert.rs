@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
-use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, linear, softmax_last_dim};
+use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, linear};
 use crate::params::{Builder, Init, Parameters};
 use crate::precision::Compute;
 
@@ -206,7 +206,7 @@ impl EncoderLayer {
         let value = split_heads(self.value.forward(hidden)?)?;
         let scores = query.matmul(&key.t()?)?.to_dtype(DType::F32)?;
         let scores = (scores * (head_size as f64).powf(-0.5))?;
-        let probabilities = softmax_last_dim(&scores.broadcast_add(mask_bias)?)?;
+        let probabilities = lrlab_kernels::softmax_last_dim(&scores.broadcast_add(mask_bias)?)?;
         let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
         let context = probabilities
             .to_dtype(value.dtype())?

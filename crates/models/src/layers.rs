@@ -1,20 +1,18 @@
 //! Layers that must train: candle-nn's fused layer norm and softmax record no backward pass, its
 //! batch norm keeps no `num_batches_tracked`, and the CPU random generator cannot be seeded, so
-//! these are built here from differentiable primitives, with seeded dropout. Products and
-//! convolutions run in the model's [`Compute`] precision, normalisations in `f32`.
+//! these are built here on `lrlab-kernels`' differentiable operations, with seeded dropout.
+//! Products and convolutions run in the model's [`Compute`] precision, normalisations in `f32`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use candle_core::{D, DType, Module, Result, Tensor, Var};
-use candle_nn::Conv2dConfig;
+use candle_core::{DType, Module, Result, Tensor, Var};
+use lrlab_kernels::{Activation, BatchNormalised, ConvParams};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error;
-use crate::ops::batch_norm::BatchNormTrain;
-use crate::ops::{conv, layer_norm, serves_f32, softmax};
 use crate::params::{Builder, Init};
 use crate::precision::Compute;
 
@@ -67,28 +65,15 @@ pub(crate) fn linear(
 #[derive(Clone, Debug)]
 pub(crate) struct Conv2d {
     weight: Tensor,
-    config: Conv2dConfig,
+    params: ConvParams,
     compute: Compute,
 }
 
 impl Conv2d {
-    /// The convolution of `x`, in the compute precision whatever `x`'s type: on the CPU,
-    /// lrlab's (matrix products over chunks of images, see [`conv`]), elsewhere candle's.
+    /// The convolution of `x`, in the compute precision whatever `x`'s type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.compute;
-        let (x, weight) = (c.cast(x)?, c.cast(&self.weight)?);
-        let Conv2dConfig {
-            padding,
-            stride,
-            dilation,
-            groups,
-            ..
-        } = self.config;
-        if conv::supported(&x) && dilation == 1 && groups == 1 {
-            conv::conv2d(&x, &weight, stride, padding)
-        } else {
-            candle_nn::Conv2d::new(weight, None, self.config).forward(&x)
-        }
+        lrlab_kernels::conv2d(&c.cast(x)?, &c.cast(&self.weight)?, self.params)
     }
 }
 
@@ -98,7 +83,7 @@ pub(crate) fn conv2d(
     name: &str,
     (channels_in, channels_out): (usize, usize),
     kernel: usize,
-    config: Conv2dConfig,
+    params: ConvParams,
     hint: &str,
 ) -> error::Result<Conv2d> {
     let fan_out = channels_out * kernel * kernel;
@@ -107,7 +92,7 @@ pub(crate) fn conv2d(
     let weight = b.trainable(&format!("{name}.weight"), &shape, init, hint)?;
     Ok(Conv2d {
         weight,
-        config,
+        params,
         compute: b.compute(),
     })
 }
@@ -145,19 +130,10 @@ impl LayerNorm {
     }
 
     /// `(x − mean) / √(var + eps) · weight + bias`, with the biased variance, as PyTorch; in
-    /// `f32` whatever `x`'s type; one fused operation on the CPU.
+    /// `f32` whatever `x`'s type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_dtype(DType::F32)?;
-        if serves_f32(&x) {
-            let op = layer_norm::LayerNorm { eps: self.eps };
-            return x.contiguous()?.apply_op3(&self.weight, &self.bias, op);
-        }
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        centred
-            .broadcast_div(&(variance + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        lrlab_kernels::layer_norm(&x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -207,59 +183,24 @@ impl BatchNorm2d {
         })
     }
 
-    /// Normalises `x` (in `f32`, returned in the compute precision); in training, also moves
-    /// the running statistics.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// Normalises `x` (in `f32`, returned in the compute precision) and applies `activation`;
+    /// in training, also moves the running statistics.
+    pub fn forward_t(&self, x: &Tensor, activation: Activation, train: bool) -> Result<Tensor> {
         let x = &x.to_dtype(DType::F32)?;
-        let channels = (1, self.weight.elem_count(), 1, 1);
-        let weight = self.weight.reshape(channels)?;
-        let bias = self.bias.reshape(channels)?;
         if !train {
-            let scale =
-                weight.broadcast_div(&(self.running_var.reshape(channels)? + self.eps)?.sqrt()?)?;
-            let shift =
-                bias.broadcast_sub(&self.running_mean.reshape(channels)?.broadcast_mul(&scale)?)?;
-            return self
-                .compute
-                .cast(&x.broadcast_mul(&scale)?.broadcast_add(&shift)?);
-        }
-        let (n, _, h, w) = x.dims4()?;
-        let count = (n * h * w) as f64;
-        if serves_f32(x) {
-            let op = BatchNormTrain {
-                eps: self.eps,
-                batch_stats: Arc::default(),
-            };
-            let batch_stats = op.batch_stats.clone();
-            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let stats = batch_stats.lock().expect("batch-norm statistics").clone();
-            let (mean, variance) = stats.expect("the forward pass records its statistics");
-            let device = x.device();
-            let channels = mean.len();
-            self.update_running(
-                &Tensor::from_vec(mean, channels, device)?,
-                &Tensor::from_vec(variance, channels, device)?,
-                count,
-            )?;
+            let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+            let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let y = lrlab_kernels::batch_norm_eval(x, &scale, &shift, activation)?;
             return self.compute.cast(&y);
         }
-        // One dimension at a time, the contiguous one first: candle reduces a last dimension
-        // far faster than several strided ones at once.
-        let channel_mean = |t: &Tensor| t.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(0);
-        let mean = channel_mean(x)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let variance = channel_mean(&centred.sqr()?)?;
-        self.update_running(
-            &mean.detach().flatten_all()?,
-            &variance.detach().flatten_all()?,
-            count,
-        )?;
-        self.compute.cast(
-            &centred
-                .broadcast_div(&(variance + self.eps)?.sqrt()?)?
-                .broadcast_mul(&weight)?
-                .broadcast_add(&bias)?,
-        )
+        let (n, _, h, w) = x.dims4()?;
+        let BatchNormalised {
+            output,
+            mean,
+            variance,
+        } = lrlab_kernels::batch_norm_train(x, &self.weight, &self.bias, self.eps, activation)?;
+        self.update_running(&mean, &variance, (n * h * w) as f64)?;
+        self.compute.cast(&output)
     }
 
     /// Moves the running statistics towards a batch's mean and biased variance over `count`
@@ -274,17 +215,6 @@ impl BatchNorm2d {
         self.num_batches_tracked.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// Softmax over the last dimension, differentiable (the shift by the maximum is a constant);
-/// one fused operation on the CPU.
-pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if serves_f32(x) {
-        return x.contiguous()?.apply_op1(softmax::Softmax);
-    }
-    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
-    let exp = shifted.exp()?;
-    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
 }
 
 /// The random stream of a model's dropout layers: each mask is a pure function of the seed,

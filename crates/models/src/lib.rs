@@ -28,7 +28,6 @@ mod checkpoint;
 mod error;
 mod layers;
 mod network;
-mod ops;
 mod params;
 mod precision;
 mod resnet;

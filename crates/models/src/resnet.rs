@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, ModuleT, Result, Tensor};
-use candle_nn::Conv2dConfig;
+use lrlab_kernels::{Activation, ConvParams};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
@@ -54,15 +54,15 @@ impl BasicBlock {
         stride: usize,
     ) -> error::Result<Self> {
         let hint = HINT;
-        let conv = |stride| Conv2dConfig {
+        let conv = |stride| ConvParams {
             padding: 1,
             stride,
-            ..Default::default()
+            ..ConvParams::default()
         };
         let downsample = if stride != 1 || from != to {
-            let config = Conv2dConfig {
+            let config = ConvParams {
                 stride,
-                ..Default::default()
+                ..ConvParams::default()
             };
             let conv = conv2d(
                 b,
@@ -94,10 +94,14 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
+        let (relu, identity) = (Activation::Relu, Activation::Identity);
+        let y = self.conv1.forward(x)?;
+        let y = self.bn1.forward_t(&y, relu, train)?;
+        let y = self
+            .bn2
+            .forward_t(&self.conv2.forward(&y)?, identity, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, norm)) => norm.forward_t(&conv.forward(x)?, train)?,
+            Some((conv, norm)) => norm.forward_t(&conv.forward(x)?, identity, train)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -151,9 +155,9 @@ impl ResNet18 {
                 ),
             });
         }
-        let stem = Conv2dConfig {
+        let stem = ConvParams {
             padding: 1,
-            ..Default::default()
+            ..ConvParams::default()
         };
         let conv1 = conv2d(&mut b, "conv1", (3, width), 3, stem, HINT)?;
         let bn1 = BatchNorm2d::new(&mut b, "bn1", width, HINT)?;
@@ -215,8 +219,7 @@ impl ModuleT for ResNet18 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self
             .bn1
-            .forward_t(&self.conv1.forward(xs)?, train)?
-            .relu()?;
+            .forward_t(&self.conv1.forward(xs)?, Activation::Relu, train)?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }

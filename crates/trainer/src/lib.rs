@@ -13,7 +13,6 @@
 mod checkpoint;
 mod device;
 mod error;
-mod fused;
 mod optim;
 mod progress;
 mod train;

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor, Var};
 use lrlab_runs::{OptimizerConfig, OptimizerKind};
 
 use crate::error::{Result, TrainError};
-use crate::fused;
+use lrlab_kernels::{AdamUpdate, Tracked, adam_update};
 
 /// How a step's gradient `g_t` agrees with the previous step's direction `d_{t−1}`, over all
 /// parameters: what hypergradient schedules read.
@@ -85,70 +85,44 @@ impl Adam {
             eps,
             ..
         } = self.config;
-        let t = self.steps as i32;
-        let step_size = lr / (1.0 - b1.powi(t));
-        let root_correction = (1.0 - b2.powi(t)).sqrt();
+        let update = AdamUpdate {
+            decoupled: kind == OptimizerKind::Adamw,
+            lr,
+            weight_decay,
+            betas: (b1, b2),
+            eps,
+            step: self.steps,
+        };
         let mut sums: Option<[Tensor; 3]> = None;
         for slot in &mut self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let theta = slot.var.as_tensor().detach();
-            if !self.track_direction && fused::serves(&theta) {
-                let update = fused::AdamUpdate {
-                    decoupled: kind == OptimizerKind::Adamw,
-                    lr,
-                    weight_decay,
-                    betas: (b1, b2),
-                    eps,
-                    step_size,
-                    root_correction,
-                };
-                let out = theta.apply_op3_no_bwd(&grad.contiguous()?, &slot.moments, &update)?;
-                slot.var.set(&out.get(0)?.reshape(theta.shape())?)?;
-                slot.moments = out.narrow(0, 1, 2)?;
-                continue;
-            }
-            let grad = match kind {
-                OptimizerKind::Adam if weight_decay != 0.0 => (grad + (&theta * weight_decay)?)?,
-                _ => grad.clone(),
-            };
-            if let Some(previous) = &slot.direction {
-                let terms = [
-                    (&grad * previous)?.sum_all()?,
-                    grad.sqr()?.sum_all()?,
-                    previous.sqr()?.sum_all()?,
-                ];
-                sums = Some(match sums {
-                    Some([a, b, c]) => {
-                        let [x, y, z] = terms;
-                        [(a + x)?, (b + y)?, (c + z)?]
-                    }
-                    None => terms,
-                });
-            }
-            let shape = theta.shape();
-            let m = ((slot.moments.get(0)?.reshape(shape)? * b1)? + (&grad * (1.0 - b1))?)?;
-            let v = ((slot.moments.get(1)?.reshape(shape)? * b2)? + (grad.sqr()? * (1.0 - b2))?)?;
-            let denom = ((v.sqrt()? / root_correction)? + eps)?;
-            let update = (&m / denom)?;
-            slot.moments = Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?;
-            let decayed = match kind {
-                OptimizerKind::Adamw if weight_decay != 0.0 => {
-                    (&theta * (1.0 - lr * weight_decay))?
+            let theta = slot.var.as_tensor();
+            let out = adam_update(theta, grad, &slot.moments, &update, self.track_direction)?;
+            if let Some(Tracked {
+                gradient,
+                direction,
+            }) = out.tracked
+            {
+                if let Some(previous) = &slot.direction {
+                    let terms = [
+                        (&gradient * previous)?.sum_all()?,
+                        gradient.sqr()?.sum_all()?,
+                        previous.sqr()?.sum_all()?,
+                    ];
+                    sums = Some(match sums {
+                        Some([a, b, c]) => {
+                            let [x, y, z] = terms;
+                            [(a + x)?, (b + y)?, (c + z)?]
+                        }
+                        None => terms,
+                    });
                 }
-                _ => theta.clone(),
-            };
-            if self.track_direction {
-                // θ_t = θ_{t−1} − lr·d with d = update / (1 − β₁ᵗ) (+ wd·θ_{t−1} for AdamW);
-                // computed before the update, since `theta` shares the parameter's storage.
-                let direction = (&update / (1.0 - b1.powi(t)))?;
-                slot.direction = Some(match kind {
-                    OptimizerKind::Adamw => (direction + (&theta * weight_decay)?)?,
-                    OptimizerKind::Adam => direction,
-                });
+                slot.direction = Some(direction);
             }
-            slot.var.set(&(decayed - (&update * step_size)?)?)?;
+            slot.var.set(&out.theta)?;
+            slot.moments = out.moments;
         }
         let Some(sums) = sums else {
             return Ok(None);

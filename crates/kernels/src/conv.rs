@@ -461,9 +461,48 @@ impl CustomOp2 for Convolution {
     }
 }
 
-/// `x (N, C, H, W)` convolved with `weight (C_out, C, k, k)` at `stride` and `padding` on the
-/// CPU, differentiable in both.
-pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+/// A 2-d convolution's settings, as PyTorch's `Conv2d` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    /// Zeros added on every side of each image.
+    pub padding: usize,
+    /// Step between receptive fields.
+    pub stride: usize,
+    /// Spacing between a kernel's taps.
+    pub dilation: usize,
+    /// Channel groups convolved separately.
+    pub groups: usize,
+}
+
+impl Default for ConvParams {
+    /// PyTorch's defaults: no padding, stride 1, no dilation, one group.
+    fn default() -> Self {
+        Self {
+            padding: 0,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+/// `x (N, C, H, W)` convolved with `weight (C_out, C, k, k)`, without bias, differentiable in
+/// both: the fused products over chunks of images for `f32` and `bf16` on the CPU (undilated,
+/// one group), candle's convolution elsewhere.
+pub fn conv2d(x: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Tensor> {
+    let ConvParams {
+        padding,
+        stride,
+        dilation,
+        groups,
+    } = params;
+    let fused = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::BF16)
+        && dilation == 1
+        && groups == 1;
+    if !fused {
+        return x.conv2d(weight, padding, stride, dilation, groups);
+    }
     let (batch, channels, height, width) = x.dims4()?;
     let (out_channels, _, kernel, _) = weight.dims4()?;
     let g = Geometry {
@@ -480,16 +519,19 @@ pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
         .apply_op2(&weight.contiguous()?, Convolution(g, Part::Output))
 }
 
-/// Whether [`conv2d`] serves `x`: `f32` or `bf16` on the CPU.
-pub(crate) fn supported(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::relative_error as relative;
+    use crate::relative_error as relative;
     use candle_core::{Device, Var};
+
+    fn params(stride: usize, padding: usize) -> ConvParams {
+        ConvParams {
+            stride,
+            padding,
+            ..ConvParams::default()
+        }
+    }
 
     /// Output, input gradient and weight gradient of `conv` for a random weighting of the
     /// output.
@@ -569,7 +611,7 @@ mod tests {
                 .clone();
             let r = Tensor::randn(0f32, 1.0, shape, &device).unwrap();
             let expected = run(&x, &w, &r, candle);
-            let ours = run(&x, &w, &r, |x, w| conv2d(x, w, s, p));
+            let ours = run(&x, &w, &r, |x, w| conv2d(x, w, params(s, p)));
             for (part, a, b) in [
                 ("output", &ours.0, &expected.0),
                 ("input gradient", &ours.1, &expected.1),
@@ -585,7 +627,11 @@ mod tests {
             let rounded = |x: &Tensor, w: &Tensor| candle(&round(x)?, &round(w)?);
             let expected = run(&x, &w, &round(&r).unwrap(), rounded);
             let bf16 = |x: &Tensor, w: &Tensor| {
-                conv2d(&x.to_dtype(DType::BF16)?, &w.to_dtype(DType::BF16)?, s, p)
+                conv2d(
+                    &x.to_dtype(DType::BF16)?,
+                    &w.to_dtype(DType::BF16)?,
+                    params(s, p),
+                )
             };
             let (y16, dx16, dw16) = run(&x, &w, &r, bf16);
             for (part, a, b) in [

@@ -3,13 +3,29 @@
 //! five passes forward and five backward, each allocating a tensor the size of the attention
 //! scores.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_slice;
+use super::{cpu_slice, serves_f32};
 
-/// Softmax over the last dimension of an `f32` tensor.
-pub(crate) struct Softmax;
+/// Softmax over the last dimension, differentiable: one fused operation for `f32` on the CPU,
+/// candle's composition elsewhere (the shift by the maximum held constant).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if serves_f32(x) {
+        return x.contiguous()?.apply_op1(Softmax);
+    }
+    composed(x)
+}
+
+/// [`softmax_last_dim`] from candle's primitives, off the CPU.
+fn composed(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let exp = shifted.exp()?;
+    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
+}
+
+/// The fused operation of [`softmax_last_dim`].
+struct Softmax;
 
 /// Its backward pass: `(y, dy)` → `dx`.
 struct SoftmaxBackward;
@@ -85,8 +101,8 @@ impl CustomOp2 for SoftmaxBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::relative_error;
-    use candle_core::{D, Device, Var};
+    use crate::relative_error;
+    use candle_core::{Device, Var};
 
     #[test]
     fn fused_softmax_equals_the_composition_in_value_and_gradient() {
@@ -96,15 +112,8 @@ mod tests {
                 Var::from_tensor(&(Tensor::randn(0f32, 3.0, shape.as_slice(), &device).unwrap()))
                     .unwrap();
             let r = Tensor::randn(0f32, 1.0, shape.as_slice(), &device).unwrap();
-            let ours = x.as_tensor().apply_op1(Softmax).unwrap();
-            let shifted = x
-                .as_tensor()
-                .broadcast_sub(&x.as_tensor().max_keepdim(D::Minus1).unwrap().detach())
-                .unwrap();
-            let exp = shifted.exp().unwrap();
-            let theirs = exp
-                .broadcast_div(&exp.sum_keepdim(D::Minus1).unwrap())
-                .unwrap();
+            let ours = softmax_last_dim(x.as_tensor()).unwrap();
+            let theirs = composed(x.as_tensor()).unwrap();
             let grad = |y: &Tensor| {
                 let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
                 grads.get(x.as_tensor()).unwrap().clone()

@@ -1,12 +1,37 @@
-//! Fused CPU kernels as candle custom operations, each with its backward pass: where candle's
-//! composition of primitives costs passes over memory or a slow loop. Each is used only on the
-//! CPU for the types it serves; elsewhere the layers keep candle's own operations, and the tests
-//! hold every kernel to that composition (values and gradients).
+//! Fused CPU operations for candle, each with its backward pass, where candle's composition of
+//! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution,
+//! batch normalisation (with the ReLU after it), layer normalisation, softmax, GELU, dropout and
+//! Adam's update.
+//!
+//! Each operation is one public function that chooses its path: the fused kernel where it
+//! serves (the CPU, and the types it is written for), candle's composition of primitives
+//! elsewhere (a CUDA GPU). Callers see one path; the tests hold every kernel to the
+//! composition, in values and in gradients.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! # fn main() -> candle_core::Result<()> {
+//! let x = Tensor::new(&[[1f32, 2.0, 3.0]], &Device::Cpu)?;
+//! let p = lrlab_kernels::softmax_last_dim(&x)?;
+//! let total: f32 = p.sum_all()?.to_scalar()?;
+//! assert!((total - 1.0).abs() < 1e-6);
+//! # Ok(()) }
+//! ```
+//!
+//! The one `unsafe` block of lrlab is here: the call into `gemm`'s matrix product
+//! (`conv.rs`), whose entry point takes pointers and strides.
 
-pub(crate) mod batch_norm;
-pub(crate) mod conv;
-pub(crate) mod layer_norm;
-pub(crate) mod softmax;
+mod adam;
+mod batch_norm;
+mod conv;
+mod layer_norm;
+mod softmax;
+
+pub use adam::{AdamOutput, AdamUpdate, Tracked, adam_update};
+pub use batch_norm::{Activation, BatchNormalised, batch_norm_eval, batch_norm_train};
+pub use conv::{ConvParams, conv2d};
+pub use layer_norm::layer_norm;
+pub use softmax::softmax_last_dim;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
 
@@ -65,7 +90,7 @@ pub(crate) fn normalisation_backward(
 
 /// The largest absolute difference over the largest magnitude of `expected`.
 #[cfg(test)]
-pub(crate) fn relative_error(actual: &Tensor, expected: &Tensor) -> f32 {
+fn relative_error(actual: &Tensor, expected: &Tensor) -> f32 {
     let diff = (actual - expected)
         .unwrap()
         .abs()

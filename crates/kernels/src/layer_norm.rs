@@ -2,14 +2,34 @@
 //! one backward, where the composition of primitives makes eight forward and about as many
 //! backward, each allocating a tensor of the hidden states' size.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{NormGrads, cpu_slice, normalisation_backward};
+use super::{NormGrads, cpu_slice, normalisation_backward, serves_f32};
 
-/// `y = (x − mean) / √(var + eps) · γ + β` per row of an `f32` tensor, biased variance.
-pub(crate) struct LayerNorm {
-    pub eps: f64,
+/// `(x − mean) / √(var + eps) · γ + β` over the last dimension with the biased variance, as
+/// PyTorch's `LayerNorm`, differentiable in `x`, `γ` and `β`: one fused operation for `f32` on
+/// the CPU, candle's composition elsewhere.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    if serves_f32(x) {
+        return x.contiguous()?.apply_op3(gamma, beta, LayerNorm { eps });
+    }
+    composed(x, gamma, beta, eps)
+}
+
+/// [`layer_norm`] from candle's primitives, off the CPU.
+fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    centred
+        .broadcast_div(&(variance + eps)?.sqrt()?)?
+        .broadcast_mul(gamma)?
+        .broadcast_add(beta)
+}
+
+/// The fused operation of [`layer_norm`].
+struct LayerNorm {
+    eps: f64,
 }
 
 /// A row's mean and `1/√(var + eps)`.
@@ -116,8 +136,8 @@ fn backward(x: &[f32], g: &[f32], dy: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::relative_error as relative;
-    use candle_core::{D, Device, Var};
+    use crate::relative_error as relative;
+    use candle_core::{Device, Var};
 
     #[test]
     fn fused_layer_norm_equals_the_composition_in_value_and_gradients() {
@@ -133,22 +153,9 @@ mod tests {
             let beta = Var::randn(0f32, 0.5, h, &device).unwrap();
             let r = Tensor::randn(0f32, 1.0, shape.as_slice(), &device).unwrap();
             let eps = 1e-12;
-            let ours = x
-                .as_tensor()
-                .apply_op3(gamma.as_tensor(), beta.as_tensor(), LayerNorm { eps })
-                .unwrap();
-            let centred = x
-                .as_tensor()
-                .broadcast_sub(&x.as_tensor().mean_keepdim(D::Minus1).unwrap())
-                .unwrap();
-            let var = centred.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-            let theirs = centred
-                .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
-                .unwrap()
-                .broadcast_mul(gamma.as_tensor())
-                .unwrap()
-                .broadcast_add(beta.as_tensor())
-                .unwrap();
+            let (x_, gamma_, beta_) = (x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
+            let ours = layer_norm(x_, gamma_, beta_, eps).unwrap();
+            let theirs = composed(x_, gamma_, beta_, eps).unwrap();
             let what = format!("{shape:?}");
             assert!(relative(&ours, &theirs) < 1e-5, "{what}: output");
             let grads = |y: &Tensor| (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
