@@ -1,7 +1,7 @@
 //! Fused CPU operations for candle, each with its backward pass, where candle's composition of
 //! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution,
-//! batch normalisation (with the ReLU after it), layer normalisation, softmax, GELU, dropout and
-//! Adam's update.
+//! batch normalisation (with the ReLU after it), layer normalisation, softmax (with attention's
+//! scale and mask), GELU, dropout, a linear layer's bias and Adam's update.
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
 //! serves (the CPU, and the types it is written for), candle's composition of primitives
@@ -24,20 +24,57 @@
 mod adam;
 mod batch_norm;
 mod conv;
+mod dropout;
+mod gelu;
 mod layer_norm;
+mod linear;
 mod softmax;
 
 pub use adam::{AdamOutput, AdamUpdate, Tracked, adam_update};
 pub use batch_norm::{Activation, BatchNormalised, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
+pub use dropout::dropout;
+pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
-pub use softmax::softmax_last_dim;
+pub use linear::linear;
+pub use softmax::{attention_softmax, softmax_last_dim};
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
+use rayon::prelude::*;
 
 /// Whether the `f32` kernels (batch norm, layer norm, softmax) serve `x`: `f32` on the CPU.
 pub(crate) fn serves_f32(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// Elements per parallel task of the element-wise kernels.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// `f(x)` for every element, in parallel chunks.
+pub(crate) fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|(out, x)| {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = f(v);
+            }
+        });
+    out
+}
+
+/// `f(a, b)` for every pair of elements, in parallel chunks.
+pub(crate) fn par_zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(a.par_chunks(ELEMENTWISE_CHUNK))
+        .zip(b.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|((out, a), b)| {
+            for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
+                *o = f(u, v);
+            }
+        });
+    out
 }
 
 /// The contiguous elements of type `T` of `storage` under `layout`, or an error naming

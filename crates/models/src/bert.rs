@@ -205,8 +205,8 @@ impl EncoderLayer {
         let key = split_heads(self.key.forward(hidden)?)?;
         let value = split_heads(self.value.forward(hidden)?)?;
         let scores = query.matmul(&key.t()?)?.to_dtype(DType::F32)?;
-        let scores = (scores * (head_size as f64).powf(-0.5))?;
-        let probabilities = lrlab_kernels::softmax_last_dim(&scores.broadcast_add(mask_bias)?)?;
+        let scale = (head_size as f64).powf(-0.5);
+        let probabilities = lrlab_kernels::attention_softmax(&scores, scale, mask_bias)?;
         let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
         let context = probabilities
             .to_dtype(value.dtype())?
@@ -221,7 +221,7 @@ impl EncoderLayer {
         let attended = self.attention_norm.forward(&(attended + hidden)?)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
-            HiddenAct::Gelu => inner.gelu_erf()?,
+            HiddenAct::Gelu => lrlab_kernels::gelu_erf(&inner)?,
             HiddenAct::GeluApproximate => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,
         };

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use candle_core::{DType, Module, Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
 use lrlab_kernels::{Activation, BatchNormalised, ConvParams};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,8 +28,11 @@ impl Linear {
     /// `x Wᵀ + b`, in the compute precision whatever `x`'s type.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.compute;
-        candle_nn::Linear::new(c.cast(&self.weight)?, Some(c.cast(&self.bias)?))
-            .forward(&c.cast(x)?)
+        lrlab_kernels::linear(
+            &c.cast(x)?,
+            &c.cast(&self.weight)?,
+            Some(&c.cast(&self.bias)?),
+        )
     }
 }
 
@@ -246,8 +249,8 @@ impl DropoutRng {
         self.draws.store(0, Ordering::Relaxed);
     }
 
-    /// A keep-mask of `shape` with zeros at probability `p` and `1/(1 − p)` elsewhere.
-    fn mask(&self, like: &Tensor, p: f64) -> Result<Tensor> {
+    /// A `u8` keep-mask of `like`'s shape: 0 at probability `p`, 1 elsewhere.
+    fn keep(&self, like: &Tensor, p: f64) -> Result<Tensor> {
         let draw = self.draws.fetch_add(1, Ordering::Relaxed);
         let key = mix(mix(self.seed, self.stream.load(Ordering::Relaxed)), draw);
         let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
@@ -260,8 +263,7 @@ impl DropoutRng {
                     *k = u8::from(rng.next_u32() >= threshold);
                 }
             });
-        let keep = Tensor::from_vec(keep, like.shape(), like.device())?;
-        keep.to_dtype(like.dtype())? * (1.0 / (1.0 - p))
+        Tensor::from_vec(keep, like.shape(), like.device())
     }
 }
 
@@ -298,7 +300,7 @@ impl Dropout {
         if self.p >= 1.0 {
             return x.zeros_like();
         }
-        x.mul(&self.rng.mask(x, self.p)?)
+        lrlab_kernels::dropout(x, &self.rng.keep(x, self.p)?, self.p)
     }
 }
 
@@ -309,22 +311,26 @@ mod tests {
 
     fn dropped_fraction(rng: &DropoutRng, shape: &[usize], p: f64) -> Result<(Tensor, f64)> {
         let like = Tensor::zeros(shape, DType::F32, &Device::Cpu)?;
-        let mask = rng.mask(&like, p)?;
-        let zeros = mask
-            .eq(0.0)?
+        let keep = rng.keep(&like, p)?;
+        let zeros = keep
+            .eq(0u8)?
             .to_dtype(DType::F64)?
             .sum_all()?
             .to_scalar::<f64>()?;
-        Ok((mask, zeros / like.elem_count() as f64))
+        Ok((keep, zeros / like.elem_count() as f64))
     }
 
     #[test]
     fn masks_drop_at_the_rate_asked_and_scale_the_rest() -> Result<()> {
-        let rng = DropoutRng::new(7);
+        let rng = Arc::new(DropoutRng::new(7));
         for p in [0.1, 0.5, 0.9] {
-            let (mask, dropped) = dropped_fraction(&rng, &[1000, 300], p)?;
+            let (_, dropped) = dropped_fraction(&rng, &[1000, 300], p)?;
             assert!((dropped - p).abs() < 0.005, "p = {p}: dropped {dropped}");
-            let kept_value = mask.max_all()?.to_scalar::<f32>()?;
+            let ones = Tensor::ones((1000, 300), DType::F32, &Device::Cpu)?;
+            let kept_value = Dropout::new(p, &rng)
+                .forward_t(&ones, true)?
+                .max_all()?
+                .to_scalar::<f32>()?;
             assert!((f64::from(kept_value) - 1.0 / (1.0 - p)).abs() < 1e-6);
         }
         Ok(())
@@ -332,13 +338,13 @@ mod tests {
 
     #[test]
     fn masks_repeat_for_the_same_seed_stream_and_rank_only() -> Result<()> {
-        let draw = |seed, stream, skip| -> Result<Vec<f32>> {
+        let draw = |seed, stream, skip| -> Result<Vec<u8>> {
             let rng = DropoutRng::new(seed);
             rng.set_stream(stream);
             for _ in 0..skip {
                 dropped_fraction(&rng, &[10], 0.5)?;
             }
-            dropped_fraction(&rng, &[200_000], 0.5)?.0.to_vec1()
+            dropped_fraction(&rng, &[200_000], 0.5)?.0.to_vec1::<u8>()
         };
         let base = draw(1, 5, 1)?;
         assert_eq!(base, draw(1, 5, 1)?);

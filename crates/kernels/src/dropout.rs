@@ -1,0 +1,108 @@
+//! Inverted dropout with a given keep-mask as one operation each way: candle composes it as a
+//! cast of the mask, an affine map and a product forward, and a product (with the zeros and the
+//! sum of the gradient's accumulation) backward, each allocating a tensor of the activation's
+//! size; this reads the one-byte mask in place of a four-byte factor.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{ELEMENTWISE_CHUNK, cpu_slice, serves_f32};
+
+/// `x ⊙ keep / (1 − p)`: `x` where the `u8` mask `keep` (of `x`'s shape) is 1 scaled by
+/// `1/(1 − p)`, 0 where it is 0; differentiable in `x` (the mask is a constant). One fused
+/// operation for `f32` on the CPU; elsewhere candle's composition, with the same values.
+pub fn dropout(x: &Tensor, keep: &Tensor, p: f64) -> Result<Tensor> {
+    if keep.dtype() != DType::U8 || keep.shape() != x.shape() {
+        candle_core::bail!(
+            "dropout: the keep-mask must be u8 of the input's shape {:?}, not {:?} {:?}",
+            x.dims(),
+            keep.dtype(),
+            keep.dims()
+        );
+    }
+    let scale = 1.0 / (1.0 - p);
+    if serves_f32(x) {
+        let op = Dropout {
+            scale: scale as f32,
+        };
+        return x.contiguous()?.apply_op2(&keep.contiguous()?, op);
+    }
+    x.mul(&(keep.to_dtype(x.dtype())? * scale)?)
+}
+
+/// The fused operation of [`dropout`]; as its own backward pass it scales the gradient by the
+/// same mask.
+struct Dropout {
+    scale: f32,
+}
+
+impl CustomOp2 for Dropout {
+    fn name(&self) -> &'static str {
+        "lrlab-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, keep) = (
+            cpu_slice::<f32>(self.name(), xs, xl)?,
+            cpu_slice::<u8>(self.name(), ks, kl)?,
+        );
+        // The composition's factor, `keep as f32 · scale + 0`, is exactly `scale` or 0.
+        let factor = [0.0, self.scale];
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .zip(keep.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|((out, x), keep)| {
+                for ((o, &v), &k) in out.iter_mut().zip(x).zip(keep) {
+                    *o = v * factor[usize::from(k != 0)];
+                }
+            });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        keep: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let op = Dropout { scale: self.scale };
+        Ok((Some(grad.contiguous()?.apply_op2_no_bwd(keep, &op)?), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn fused_dropout_equals_the_composition_bit_for_bit() -> Result<()> {
+        let device = Device::Cpu;
+        let shape = (3, 20_000);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &device)?)?;
+        let keep = Tensor::rand(0f32, 1.0, shape, &device)?.ge(0.3)?;
+        let r = Tensor::randn(0f32, 1.0, shape, &device)?;
+        let p = 0.3;
+        let ours = dropout(x.as_tensor(), &keep, p)?;
+        let theirs = x
+            .as_tensor()
+            .mul(&(keep.to_dtype(DType::F32)? * (1.0 / (1.0 - p)))?)?;
+        assert_eq!(ours.to_vec2::<f32>()?, theirs.to_vec2::<f32>()?);
+        let grad = |y: &Tensor| -> Result<Vec<Vec<f32>>> {
+            let grads = (y * &r)?.sum_all()?.backward()?;
+            grads.get(x.as_tensor()).expect("a gradient").to_vec2()
+        };
+        assert_eq!(grad(&ours)?, grad(&theirs)?);
+        let err = dropout(x.as_tensor(), &keep.narrow(1, 0, 10)?, p).unwrap_err();
+        assert!(err.to_string().contains("u8 of the input's shape"), "{err}");
+        Ok(())
+    }
+}

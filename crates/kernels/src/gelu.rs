@@ -1,0 +1,99 @@
+//! GELU (the exact, erf form) as one operation each way: candle computes the same forward pass
+//! in one map but its backward as fourteen operations over the input (square, negate, halve,
+//! exponentiate, scale, multiply, scale, erf, scale, shift, add, multiply, then the zeros and
+//! the sum of the gradient's accumulation), each allocating a tensor of BERT's widest
+//! activation.
+
+use std::f32::consts::FRAC_1_SQRT_2;
+
+use candle_core::cpu::erf::erf_f32;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::{cpu_slice, par_map, par_zip_map, serves_f32};
+
+/// `1/√(2π)`, the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// `x · Φ(x) = x/2 · (1 + erf(x/√2))`, differentiable: one fused operation for `f32` on the
+/// CPU (the same values as candle's `gelu_erf`), candle's `gelu_erf` elsewhere.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if serves_f32(x) {
+        return x.contiguous()?.apply_op1(Gelu);
+    }
+    x.gelu_erf()
+}
+
+/// The fused operation of [`gelu_erf`].
+struct Gelu;
+
+/// Its backward pass: `(x, dy)` → `dx = dy · (Φ(x) + x·φ(x))`.
+struct GeluBackward;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "lrlab-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_slice::<f32>(self.name(), storage, layout)?;
+        // candle's formula, operation for operation, so that the values are its own.
+        let y = par_map(x, |v| (erf_f32(v * FRAC_1_SQRT_2) + 1.) * 0.5 * v);
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            x.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?,
+        ))
+    }
+}
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "lrlab-gelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (
+            cpu_slice::<f32>(self.name(), xs, xl)?,
+            cpu_slice::<f32>(self.name(), gs, gl)?,
+        );
+        let dx = par_zip_map(x, dy, |v, g| {
+            let cdf = 0.5 * (1. + erf_f32(v * FRAC_1_SQRT_2));
+            let density = INV_SQRT_2PI * (-0.5 * v * v).exp();
+            g * (cdf + v * density)
+        });
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relative_error;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn fused_gelu_equals_candles_in_value_and_gradient() -> Result<()> {
+        // Wide enough for both tails (Φ → 0 and Φ → 1) and more than one parallel chunk.
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (5, 7000), &Device::Cpu)?))?;
+        let r = Tensor::randn(0f32, 1.0, (5, 7000), &Device::Cpu)?;
+        let ours = gelu_erf(x.as_tensor())?;
+        let theirs = x.as_tensor().gelu_erf()?;
+        assert_eq!(ours.to_vec2::<f32>()?, theirs.to_vec2::<f32>()?);
+        let grad = |y: &Tensor| -> Result<Tensor> {
+            let grads = (y * &r)?.sum_all()?.backward()?;
+            Ok(grads.get(x.as_tensor()).expect("a gradient").clone())
+        };
+        // candle's derivative rounds 1/√(2π) to 0.398942; ours is PyTorch's constant.
+        let error = relative_error(&grad(&ours)?, &grad(&theirs)?);
+        assert!(error < 1e-5, "gradient differs by {error:e}");
+        Ok(())
+    }
+}
