@@ -1,6 +1,7 @@
 //! `cargo xtask`: lrlab's commands. This binary only parses, wires and prints; the work lives in
 //! the library crates.
 
+mod allocator;
 mod analyze;
 mod checkout;
 mod data;
@@ -42,6 +43,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),

@@ -46,6 +46,7 @@ impl PyTorch {
             .args(["--device", device, "--dtype", precision.name()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
+        crate::allocator::restore_for(&mut command);
         if tf32 {
             command.arg("--tf32");
         }
