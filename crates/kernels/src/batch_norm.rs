@@ -1,21 +1,22 @@
-//! Batch normalisation in training mode as one operation: two passes over the input forward
-//! (statistics, then the normalised output) and two backward (two sums per channel, the input
-//! gradient; the statistics are the forward pass's), where the composition of candle primitives
-//! makes a dozen and allocates a tensor for each. A ReLU after the normalisation is applied in
-//! the same pass, and its gradient mask read from the output in the backward pass, which saves
-//! candle's ReLU its own pass each way and the three of its gradient.
+//! Batch normalisation as one operation: in training, two passes over the input forward
+//! (statistics, then the output) and two backward (two sums per channel, the input gradient;
+//! the statistics are the forward pass's), where the composition of candle primitives makes a
+//! dozen and allocates a tensor for each; in evaluation, one pass. What follows the
+//! normalisation in a residual network (the shortcut's addition and the ReLU) runs in the same
+//! pass, the ReLU's gradient mask read from the output in the backward pass, which saves those
+//! operations their own passes each way and candle's accumulation of their gradients.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::{NormGrads, cpu_slice, normalisation_backward, serves_f32};
+use super::{cpu_slice, par_zip_map, serves_f32};
 
-/// What follows a normalisation, applied in its pass.
+/// The non-linearity at the end of an [`Epilogue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
-    /// Nothing: the normalised values themselves.
+    /// Nothing: the values themselves.
     Identity,
     /// `max(0, ·)`.
     Relu,
@@ -28,19 +29,53 @@ impl Activation {
             Activation::Relu => v.max(0.0),
         }
     }
+}
 
-    fn apply_tensor(self, t: Tensor) -> Result<Tensor> {
-        match self {
+/// What follows a batch normalisation, in its pass: `activation(normalised + residual)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    /// Added to the normalised values (a residual block's shortcut): `f32`, of the input's
+    /// shape. It receives the gradient of the sum.
+    pub residual: Option<&'a Tensor>,
+    /// Applied last.
+    pub activation: Activation,
+}
+
+impl Epilogue<'_> {
+    /// `activation` alone, no residual.
+    pub fn activation(activation: Activation) -> Self {
+        Epilogue {
+            residual: None,
+            activation,
+        }
+    }
+
+    /// The epilogue as candle operations.
+    fn apply_tensor(&self, t: Tensor) -> Result<Tensor> {
+        let t = match self.residual {
+            Some(residual) => (t + residual)?,
+            None => t,
+        };
+        match self.activation {
             Activation::Identity => Ok(t),
             Activation::Relu => t.relu(),
         }
+    }
+
+    /// Whether the fused kernels serve this epilogue for input `x`.
+    fn fused_for(&self, x: &Tensor) -> bool {
+        serves_f32(x)
+            && self
+                .residual
+                .is_none_or(|r| serves_f32(r) && r.shape() == x.shape())
     }
 }
 
 /// Batch normalisation's output in training mode and the batch's statistics.
 #[derive(Clone, Debug)]
 pub struct BatchNormalised {
-    /// The normalised, scaled, shifted and activated input, `f32`, of the input's shape.
+    /// The normalised, scaled and shifted input with the epilogue applied, `f32`, of the
+    /// input's shape.
     pub output: Tensor,
     /// Per channel, the batch's mean (`(C,)`, no gradient).
     pub mean: Tensor,
@@ -48,37 +83,41 @@ pub struct BatchNormalised {
     pub variance: Tensor,
 }
 
-/// `activation((x − mean_c) / √(var_c + eps) · γ_c + β_c)` over `(N, C, H, W)` `f32` input `x`
-/// with the batch's per-channel mean and biased variance, differentiable in `x`, `γ` and `β`
-/// (shape `(C,)`): one fused operation on the CPU, candle's composition elsewhere.
+/// `epilogue((x − mean_c) / √(var_c + eps) · γ_c + β_c)` over `(N, C, H, W)` `f32` input `x`
+/// with the batch's per-channel mean and biased variance, differentiable in `x`, `γ`, `β` (shape
+/// `(C,)`) and the residual: one fused operation on the CPU, candle's composition elsewhere.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
-    activation: Activation,
+    epilogue: Epilogue,
 ) -> Result<BatchNormalised> {
-    if serves_f32(x) {
-        let op = BatchNormTrain {
-            eps,
-            activation,
-            batch_stats: Arc::default(),
-        };
-        let batch_stats = op.batch_stats.clone();
-        let output = x.contiguous()?.apply_op3(gamma, beta, op)?;
-        let (mean, variance) = batch_stats
-            .lock()
-            .expect("batch-norm statistics")
-            .clone()
-            .expect("the forward pass records its statistics");
-        let (channels, device) = (mean.len(), x.device());
-        return Ok(BatchNormalised {
-            output,
-            mean: Tensor::from_vec(mean, channels, device)?,
-            variance: Tensor::from_vec(variance, channels, device)?,
-        });
+    if !epilogue.fused_for(x) {
+        return composed(x, gamma, beta, eps, epilogue);
     }
-    composed(x, gamma, beta, eps, activation)
+    let op = BatchNormTrain {
+        eps,
+        activation: epilogue.activation,
+        batch_stats: Arc::default(),
+    };
+    let batch_stats = op.batch_stats.clone();
+    let (x, affine) = (x.contiguous()?, Tensor::stack(&[gamma, beta], 0)?);
+    let output = match epilogue.residual {
+        Some(residual) => x.apply_op3(&affine, &residual.contiguous()?, op)?,
+        None => x.apply_op2(&affine, op)?,
+    };
+    let (mean, variance) = batch_stats
+        .lock()
+        .expect("batch-norm statistics")
+        .clone()
+        .expect("the forward pass records its statistics");
+    let (channels, device) = (mean.len(), x.device());
+    Ok(BatchNormalised {
+        output,
+        mean: Tensor::from_vec(mean, channels, device)?,
+        variance: Tensor::from_vec(variance, channels, device)?,
+    })
 }
 
 /// [`batch_norm_train`] from candle's primitives, off the CPU.
@@ -87,7 +126,7 @@ fn composed(
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
-    activation: Activation,
+    epilogue: Epilogue,
 ) -> Result<BatchNormalised> {
     let channels = (1, gamma.elem_count(), 1, 1);
     // One dimension at a time, the contiguous one first: candle reduces a last dimension far
@@ -101,13 +140,13 @@ fn composed(
         .broadcast_mul(&gamma.reshape(channels)?)?
         .broadcast_add(&beta.reshape(channels)?)?;
     Ok(BatchNormalised {
-        output: activation.apply_tensor(normalised)?,
+        output: epilogue.apply_tensor(normalised)?,
         mean: mean.detach().flatten_all()?,
         variance: variance.detach().flatten_all()?,
     })
 }
 
-/// `activation(x · scale_c + shift_c)` over `(N, C, H, W)` `f32` input: batch normalisation in
+/// `epilogue(x · scale_c + shift_c)` over `(N, C, H, W)` `f32` input: batch normalisation in
 /// evaluation mode, with `scale = γ / √(running_var + eps)` and `shift = β − running_mean · scale`
 /// (`(C,)` each). One pass on the CPU, which records no backward pass (gradients through it are
 /// an error: evaluation needs none); candle's composition elsewhere.
@@ -115,73 +154,276 @@ pub fn batch_norm_eval(
     x: &Tensor,
     scale: &Tensor,
     shift: &Tensor,
-    activation: Activation,
+    epilogue: Epilogue,
 ) -> Result<Tensor> {
-    if serves_f32(x) {
-        return x
-            .contiguous()?
-            .apply_op3(scale, shift, ChannelAffine(activation));
+    if !epilogue.fused_for(x) {
+        let channels = (1, scale.elem_count(), 1, 1);
+        let affine = x
+            .broadcast_mul(&scale.reshape(channels)?)?
+            .broadcast_add(&shift.reshape(channels)?)?;
+        return epilogue.apply_tensor(affine);
     }
-    let channels = (1, scale.elem_count(), 1, 1);
-    let affine = x
-        .broadcast_mul(&scale.reshape(channels)?)?
-        .broadcast_add(&shift.reshape(channels)?)?;
-    activation.apply_tensor(affine)
+    let (x, affine) = (x.contiguous()?, Tensor::stack(&[scale, shift], 0)?);
+    let op = ChannelAffine(epilogue.activation);
+    match epilogue.residual {
+        Some(residual) => x.apply_op3(&affine, &residual.contiguous()?, op),
+        None => x.apply_op2(&affine, op),
+    }
 }
 
-/// The fused operation of [`batch_norm_eval`].
-struct ChannelAffine(Activation);
+/// The slices of a fused batch norm's operands: the input with its geometry, the `(2, C)`
+/// affine parameters (γ then β, or scale then shift) and the residual.
+struct Operands<'a> {
+    x: &'a [f32],
+    layout: &'a Layout,
+    affine: (&'a [f32], &'a [f32]),
+    residual: Option<&'a [f32]>,
+}
 
-impl CustomOp3 for ChannelAffine {
-    fn name(&self) -> &'static str {
-        "lrlab-batch-norm-eval"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ss: &CpuStorage,
-        sl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, scale, shift) = (
-            cpu_slice::<f32>(self.name(), xs, xl)?,
-            cpu_slice::<f32>(self.name(), ss, sl)?,
-            cpu_slice::<f32>(self.name(), bs, bl)?,
-        );
-        let (_, c, plane) = geometry(xl)?;
-        if scale.len() != c || shift.len() != c {
+impl<'a> Operands<'a> {
+    fn new(
+        op: &str,
+        (xs, xl): (&'a CpuStorage, &'a Layout),
+        (a_s, al): (&'a CpuStorage, &'a Layout),
+        residual: Option<(&'a CpuStorage, &'a Layout)>,
+    ) -> Result<Self> {
+        let x = cpu_slice::<f32>(op, xs, xl)?;
+        let affine = cpu_slice::<f32>(op, a_s, al)?;
+        let residual = match residual {
+            Some((rs, rl)) => Some(cpu_slice::<f32>(op, rs, rl)?),
+            None => None,
+        };
+        let (_, c, _) = geometry(xl)?;
+        if affine.len() != 2 * c || residual.is_some_and(|r| r.len() != x.len()) {
             candle_core::bail!(
-                "batch norm: input {:?}, scale {}, shift {}",
+                "{op}: input {:?}, affine parameters {}, residual {:?} (expected 2·C and the \
+                 input's size)",
                 xl.dims(),
-                scale.len(),
-                shift.len()
+                affine.len(),
+                residual.map(<[f32]>::len)
             );
         }
+        Ok(Operands {
+            x,
+            layout: xl,
+            affine: affine.split_at(c),
+            residual,
+        })
+    }
+
+    /// `activation(x · scale_c + shift_c + residual)` per element, with `scale`, `shift`
+    /// computed per channel.
+    fn map(
+        &self,
+        scale: &[f32],
+        shift: &[f32],
+        centre: Option<&[f32]>,
+        activation: Activation,
+    ) -> Result<Vec<f32>> {
+        let (_, c, plane) = geometry(self.layout)?;
+        let (x, residual) = (self.x, self.residual);
         let mut y = vec![0f32; x.len()];
         per_plane(&mut y, c, plane, |ch, at, out| {
-            let (s, b) = (scale[ch], shift[ch]);
-            for (o, &v) in out.iter_mut().zip(&x[at..at + plane]) {
-                *o = self.0.apply(v * s + b);
+            let (s, b, m) = (scale[ch], shift[ch], centre.map_or(0.0, |m| m[ch]));
+            let x = &x[at..at + plane];
+            match residual {
+                None => {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = activation.apply((v - m) * s + b);
+                    }
+                }
+                Some(r) => {
+                    for ((o, &v), &r) in out.iter_mut().zip(x).zip(&r[at..at + plane]) {
+                        *o = activation.apply((v - m) * s + b + r);
+                    }
+                }
             }
         });
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        Ok(y)
     }
 }
 
 /// Per channel, the mean and the biased variance of a batch.
 type ChannelStats = (Vec<f32>, Vec<f32>);
 
-/// The fused operation of [`batch_norm_train`]; the statistics of the forward pass are kept, for
-/// the running averages and for the backward pass.
+/// The fused operation of [`batch_norm_train`] over `(x, [γ; β])` or `(x, [γ; β], residual)`;
+/// the statistics of the forward pass are kept, for the running averages and for the backward
+/// pass.
 #[derive(Clone)]
 struct BatchNormTrain {
     eps: f64,
     activation: Activation,
     /// Mean and biased variance per channel of the forward pass.
     batch_stats: Arc<Mutex<Option<ChannelStats>>>,
+}
+
+const TRAIN: &str = "lrlab-batch-norm";
+
+impl BatchNormTrain {
+    fn forward(&self, operands: &Operands) -> Result<(CpuStorage, Shape)> {
+        let (gamma, beta) = operands.affine;
+        let (mean, var) = channel_stats(operands.x, geometry(operands.layout)?);
+        let scale: Vec<f32> = (0..gamma.len())
+            .map(|ch| gamma[ch] / (var[ch] + self.eps as f32).sqrt())
+            .collect();
+        let y = operands.map(&scale, beta, Some(&mean), self.activation)?;
+        *self.batch_stats.lock().expect("batch-norm statistics") = Some((mean, var));
+        Ok((CpuStorage::F32(y), operands.layout.shape().clone()))
+    }
+
+    /// The gradients of the input, of `[γ; β]` and of the residual.
+    fn backward(
+        &self,
+        x: &Tensor,
+        affine: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let stats = self
+            .batch_stats
+            .lock()
+            .expect("batch-norm statistics")
+            .clone();
+        let stats = stats.ok_or_else(|| {
+            candle_core::Error::Msg("batch norm: backward pass without a forward pass".into())
+        })?;
+        let grad = grad.contiguous()?;
+        let (xs, xl) = x.storage_and_layout();
+        let (a_s, al) = affine.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (ys, yl) = y.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(a_s), Storage::Cpu(gs), Storage::Cpu(ys)) =
+            (&*xs, &*a_s, &*gs, &*ys)
+        else {
+            candle_core::bail!("batch norm backward: CPU tensors only");
+        };
+        let dy = cpu_slice::<f32>(TRAIN, gs, gl)?;
+        // Where the ReLU cut the output, the gradient stops.
+        let active = match self.activation {
+            Activation::Identity => None,
+            Activation::Relu => Some(cpu_slice::<f32>(TRAIN, ys, yl)?),
+        };
+        let gradient = Gradient { dy, active };
+        let affine = cpu_slice::<f32>(TRAIN, a_s, al)?;
+        let gamma = &affine[..affine.len() / 2];
+        let x_values = cpu_slice::<f32>(TRAIN, xs, xl)?;
+        let (dx, dgamma, dbeta) = backward(x_values, xl, gamma, gradient, &stats, self.eps)?;
+        let d_sum = match active {
+            Some(y) => par_zip_map(dy, y, |g, y| if y > 0.0 { g } else { 0.0 }),
+            None => dy.to_vec(),
+        };
+        let device = x.device();
+        Ok((
+            Tensor::from_vec(dx, xl.shape(), device)?,
+            Tensor::from_vec([dgamma, dbeta].concat(), (2, gamma.len()), device)?,
+            Tensor::from_vec(d_sum, xl.shape(), device)?,
+        ))
+    }
+}
+
+impl CustomOp2 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        TRAIN
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a_s: &CpuStorage,
+        al: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(&Operands::new(TRAIN, (xs, xl), (a_s, al), None)?)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        affine: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, d_affine, _) = self.backward(x, affine, y, grad)?;
+        Ok((Some(dx), Some(d_affine)))
+    }
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        TRAIN
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a_s: &CpuStorage,
+        al: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(&Operands::new(TRAIN, (xs, xl), (a_s, al), Some((rs, rl)))?)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        affine: &Tensor,
+        _residual: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, d_affine, d_residual) = self.backward(x, affine, y, grad)?;
+        Ok((Some(dx), Some(d_affine), Some(d_residual)))
+    }
+}
+
+/// The fused operation of [`batch_norm_eval`] over `(x, [scale; shift])` or
+/// `(x, [scale; shift], residual)`.
+struct ChannelAffine(Activation);
+
+const EVAL: &str = "lrlab-batch-norm-eval";
+
+impl ChannelAffine {
+    fn forward(&self, operands: &Operands) -> Result<(CpuStorage, Shape)> {
+        let (scale, shift) = operands.affine;
+        let y = operands.map(scale, shift, None, self.0)?;
+        Ok((CpuStorage::F32(y), operands.layout.shape().clone()))
+    }
+}
+
+impl CustomOp2 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        EVAL
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a_s: &CpuStorage,
+        al: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(&Operands::new(EVAL, (xs, xl), (a_s, al), None)?)
+    }
+}
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        EVAL
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a_s: &CpuStorage,
+        al: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(&Operands::new(EVAL, (xs, xl), (a_s, al), Some((rs, rl)))?)
+    }
 }
 
 /// `(N, C, plane)` of a 4-d layout.
@@ -213,78 +455,11 @@ fn channel_stats(x: &[f32], (n, c, plane): (usize, usize, usize)) -> ChannelStat
         .unzip()
 }
 
-/// Writes `out[n, c, ·] = f(c, x[n, c, ·], other[n, c, ·])` one plane per task.
+/// Writes `out[n, c, ·] = f(c, offset of (n, c, ·), out[n, c, ·])` one plane per task.
 fn per_plane(out: &mut [f32], c: usize, plane: usize, f: impl Fn(usize, usize, &mut [f32]) + Sync) {
     out.par_chunks_mut(plane)
         .enumerate()
         .for_each(|(nc, o)| f(nc % c, nc * plane, o));
-}
-
-impl CustomOp3 for BatchNormTrain {
-    fn name(&self) -> &'static str {
-        "lrlab-batch-norm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (
-            cpu_slice::<f32>(self.name(), xs, xl)?,
-            cpu_slice::<f32>(self.name(), ws, wl)?,
-            cpu_slice::<f32>(self.name(), bs, bl)?,
-        );
-        let (n, c, plane) = geometry(xl)?;
-        let (mean, var) = channel_stats(x, (n, c, plane));
-        let scale: Vec<f32> = (0..c)
-            .map(|ch| gamma[ch] / (var[ch] + self.eps as f32).sqrt())
-            .collect();
-        let mut y = vec![0f32; x.len()];
-        let activation = self.activation;
-        per_plane(&mut y, c, plane, |ch, at, out| {
-            let (s, m, b) = (scale[ch], mean[ch], beta[ch]);
-            for (o, &v) in out.iter_mut().zip(&x[at..at + plane]) {
-                *o = activation.apply((v - m) * s + b);
-            }
-        });
-        *self.batch_stats.lock().expect("batch-norm statistics") = Some((mean, var));
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
-        y: &Tensor,
-        grad: &Tensor,
-    ) -> Result<NormGrads> {
-        let stats = self
-            .batch_stats
-            .lock()
-            .expect("batch-norm statistics")
-            .clone();
-        let stats = stats.ok_or_else(|| {
-            candle_core::Error::Msg("batch norm: backward pass without a forward pass".into())
-        })?;
-        let (ys, yl) = y.storage_and_layout();
-        let Storage::Cpu(ys) = &*ys else {
-            candle_core::bail!("batch norm backward: CPU tensors only");
-        };
-        // Where the ReLU cut the output, the gradient stops.
-        let active = match self.activation {
-            Activation::Identity => None,
-            Activation::Relu => Some(cpu_slice::<f32>(self.name(), ys, yl)?),
-        };
-        normalisation_backward(self.name(), x, gamma, grad, |x, layout, gamma, dy| {
-            backward(x, layout, gamma, Gradient { dy, active }, &stats, self.eps)
-        })
-    }
 }
 
 /// The gradient reaching a batch norm's output: `dy`, cut where the activated output `active`
@@ -361,13 +536,14 @@ mod tests {
     #[test]
     fn fused_batch_norm_equals_the_composition_in_value_gradients_and_statistics() {
         let device = Device::Cpu;
-        let cases = [(4, 3, 5, 7), (2, 8, 4, 4), (7, 2, 1, 1), (1, 5, 3, 2)];
-        for ((n, c, h, w), activation) in cases.into_iter().zip([
-            Activation::Identity,
-            Activation::Relu,
-            Activation::Relu,
-            Activation::Identity,
-        ]) {
+        let cases = [
+            ((4, 3, 5, 7), Activation::Identity, false),
+            ((2, 8, 4, 4), Activation::Relu, false),
+            ((7, 2, 1, 1), Activation::Relu, true),
+            ((1, 5, 3, 2), Activation::Identity, true),
+            ((3, 4, 6, 6), Activation::Relu, true),
+        ];
+        for ((n, c, h, w), activation, with_residual) in cases {
             // Off-centre inputs: a variance of a large mean is where one-pass sums go wrong.
             let x = Var::from_tensor(
                 &(Tensor::randn(0f32, 2.0, (n, c, h, w), &device).unwrap() + 50.0).unwrap(),
@@ -377,15 +553,24 @@ mod tests {
             let beta = Var::randn(0f32, 0.5, c, &device).unwrap();
             let r = Tensor::randn(0f32, 1.0, (n, c, h, w), &device).unwrap();
             let eps = 1e-5;
+            let residual = Var::randn(0f32, 1.0, (n, c, h, w), &device).unwrap();
+            let epilogue = Epilogue {
+                residual: with_residual.then(|| residual.as_tensor()),
+                activation,
+            };
             let (x_, gamma_, beta_) = (x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
-            let fused = batch_norm_train(x_, gamma_, beta_, eps, activation).unwrap();
-            let theirs = composed(x_, gamma_, beta_, eps, activation).unwrap().output;
+            let fused = batch_norm_train(x_, gamma_, beta_, eps, epilogue).unwrap();
+            let theirs = composed(x_, gamma_, beta_, eps, epilogue).unwrap().output;
             let ours = fused.output.clone();
-            let what = format!("{n}×{c}×{h}×{w} {activation:?}");
+            let what = format!("{n}×{c}×{h}×{w} {activation:?} residual {with_residual}");
             assert!(relative(&ours, &theirs) < 1e-4, "{what}: output");
             let grads = |y: &Tensor| (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let (g_ours, g_theirs) = (grads(&ours), grads(&theirs));
-            for (part, var) in [("x", &x), ("gamma", &gamma), ("beta", &beta)] {
+            let mut parts = vec![("x", &x), ("gamma", &gamma), ("beta", &beta)];
+            if with_residual {
+                parts.push(("residual", &residual));
+            }
+            for (part, var) in parts {
                 let a = g_ours.get(var.as_tensor()).unwrap();
                 let b = g_theirs.get(var.as_tensor()).unwrap();
                 let error = relative(a, b);
@@ -423,17 +608,26 @@ mod tests {
         let x = Tensor::randn(0f32, 2.0, (3, 4, 5, 6), &device)?;
         let scale = Tensor::randn(1f32, 0.5, 4, &device)?;
         let shift = Tensor::randn(0f32, 0.5, 4, &device)?;
+        let residual = Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &device)?;
         for activation in [Activation::Identity, Activation::Relu] {
-            let ours = batch_norm_eval(&x, &scale, &shift, activation)?;
-            let channels = (1, 4, 1, 1);
-            let theirs = activation.apply_tensor(
-                x.broadcast_mul(&scale.reshape(channels)?)?
-                    .broadcast_add(&shift.reshape(channels)?)?,
-            )?;
-            assert!(relative(&ours, &theirs) < 1e-6, "{activation:?}");
+            for residual in [None, Some(&residual)] {
+                let epilogue = Epilogue {
+                    residual,
+                    activation,
+                };
+                let ours = batch_norm_eval(&x, &scale, &shift, epilogue)?;
+                let channels = (1, 4, 1, 1);
+                let theirs = epilogue.apply_tensor(
+                    x.broadcast_mul(&scale.reshape(channels)?)?
+                        .broadcast_add(&shift.reshape(channels)?)?,
+                )?;
+                let what = format!("{activation:?}, residual {}", residual.is_some());
+                assert!(relative(&ours, &theirs) < 1e-6, "{what}");
+            }
         }
         let x = Var::from_tensor(&x)?;
-        let err = batch_norm_eval(x.as_tensor(), &scale, &shift, Activation::Relu)?
+        let relu = Epilogue::activation(Activation::Relu);
+        let err = batch_norm_eval(x.as_tensor(), &scale, &shift, relu)?
             .sum_all()?
             .backward()
             .unwrap_err()

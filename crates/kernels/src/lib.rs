@@ -31,7 +31,7 @@ mod linear;
 mod softmax;
 
 pub use adam::{AdamOutput, AdamUpdate, Tracked, adam_update};
-pub use batch_norm::{Activation, BatchNormalised, batch_norm_eval, batch_norm_train};
+pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
 pub use dropout::dropout;
 pub use gelu::gelu_erf;
@@ -39,7 +39,7 @@ pub use layer_norm::layer_norm;
 pub use linear::linear;
 pub use softmax::{attention_softmax, softmax_last_dim};
 
-use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor, WithDType};
 use rayon::prelude::*;
 
 /// Whether the `f32` kernels (batch norm, layer norm, softmax) serve `x`: `f32` on the CPU.
@@ -88,41 +88,6 @@ pub(crate) fn cpu_slice<'a, T: WithDType>(
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: inputs must be contiguous")))?;
     Ok(&storage.as_slice::<T>()?[start..end])
-}
-
-/// Gradients `(dx, dγ, dβ)` of an `f32` normalisation with scale γ and shift β on the CPU:
-/// `grads` receives the input with its layout, γ and the output's gradient as contiguous slices
-/// and returns the three gradients' elements.
-pub(crate) type NormGrads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
-
-/// Runs a normalisation's backward kernel `grads` (see [`NormGrads`]) for operation `op`.
-pub(crate) fn normalisation_backward(
-    op: &str,
-    x: &Tensor,
-    gamma: &Tensor,
-    grad: &Tensor,
-    grads: impl FnOnce(&[f32], &Layout, &[f32], &[f32]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)>,
-) -> Result<NormGrads> {
-    let grad = grad.contiguous()?;
-    let device = x.device().clone();
-    let (xs, xl) = x.storage_and_layout();
-    let (gs, gl) = grad.storage_and_layout();
-    let (ws, wl) = gamma.storage_and_layout();
-    let (Storage::Cpu(xs), Storage::Cpu(gs), Storage::Cpu(ws)) = (&*xs, &*gs, &*ws) else {
-        candle_core::bail!("{op} backward: CPU tensors only");
-    };
-    let (x, dy, g) = (
-        cpu_slice::<f32>(op, xs, xl)?,
-        cpu_slice::<f32>(op, gs, gl)?,
-        cpu_slice::<f32>(op, ws, wl)?,
-    );
-    let (dx, dgamma, dbeta) = grads(x, xl, g, dy)?;
-    let channels = g.len();
-    Ok((
-        Some(Tensor::from_vec(dx, xl.shape(), &device)?),
-        Some(Tensor::from_vec(dgamma, channels, &device)?),
-        Some(Tensor::from_vec(dbeta, channels, &device)?),
-    ))
 }
 
 /// The largest absolute difference over the largest magnitude of `expected`.

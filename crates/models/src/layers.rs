@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use candle_core::{DType, Result, Tensor, Var};
-use lrlab_kernels::{Activation, BatchNormalised, ConvParams};
+use lrlab_kernels::{Activation, BatchNormalised, ConvParams, Epilogue};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -186,14 +186,25 @@ impl BatchNorm2d {
         })
     }
 
-    /// Normalises `x` (in `f32`, returned in the compute precision) and applies `activation`;
-    /// in training, also moves the running statistics.
-    pub fn forward_t(&self, x: &Tensor, activation: Activation, train: bool) -> Result<Tensor> {
+    /// Normalises `x`, adds `residual` and applies `activation`, in `f32` (returned in the
+    /// compute precision); in training, also moves the running statistics.
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        activation: Activation,
+        train: bool,
+    ) -> Result<Tensor> {
         let x = &x.to_dtype(DType::F32)?;
+        let residual = residual.map(|r| r.to_dtype(DType::F32)).transpose()?;
+        let epilogue = Epilogue {
+            residual: residual.as_ref(),
+            activation,
+        };
         if !train {
             let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
-            let y = lrlab_kernels::batch_norm_eval(x, &scale, &shift, activation)?;
+            let y = lrlab_kernels::batch_norm_eval(x, &scale, &shift, epilogue)?;
             return self.compute.cast(&y);
         }
         let (n, _, h, w) = x.dims4()?;
@@ -201,7 +212,7 @@ impl BatchNorm2d {
             output,
             mean,
             variance,
-        } = lrlab_kernels::batch_norm_train(x, &self.weight, &self.bias, self.eps, activation)?;
+        } = lrlab_kernels::batch_norm_train(x, &self.weight, &self.bias, self.eps, epilogue)?;
         self.update_running(&mean, &variance, (n * h * w) as f64)?;
         self.compute.cast(&output)
     }

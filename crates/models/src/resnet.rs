@@ -96,15 +96,14 @@ impl BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (relu, identity) = (Activation::Relu, Activation::Identity);
         let y = self.conv1.forward(x)?;
-        let y = self.bn1.forward_t(&y, relu, train)?;
-        let y = self
-            .bn2
-            .forward_t(&self.conv2.forward(&y)?, identity, train)?;
+        let y = self.bn1.forward_t(&y, None, relu, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, norm)) => norm.forward_t(&conv.forward(x)?, identity, train)?,
+            Some((conv, norm)) => norm.forward_t(&conv.forward(x)?, None, identity, train)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        // relu(bn2(conv2(y)) + shortcut), the addition and the ReLU in the normalisation's pass.
+        let y = self.conv2.forward(&y)?;
+        self.bn2.forward_t(&y, Some(&shortcut), relu, train)
     }
 }
 
@@ -219,7 +218,7 @@ impl ModuleT for ResNet18 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self
             .bn1
-            .forward_t(&self.conv1.forward(xs)?, Activation::Relu, train)?;
+            .forward_t(&self.conv1.forward(xs)?, None, Activation::Relu, train)?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }
