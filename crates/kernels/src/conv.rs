@@ -13,6 +13,8 @@ use std::borrow::Cow;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
+
+use super::product::{Matrix, matmul};
 use rayon::prelude::*;
 
 /// The geometry of a square convolution of a `(N, C, H, W)` input into `C_out` channels.
@@ -196,76 +198,6 @@ fn swap_outer(src: &[f32], (a, b, p): (usize, usize, usize), dst: &mut [f32]) {
         for (j, row) in block.chunks(p).enumerate() {
             dst[(j * a + i) * p..][..p].copy_from_slice(row);
         }
-    }
-}
-
-/// A row-major view of a matrix in a slice, possibly transposed.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    columns: usize,
-    row_stride: usize,
-    column_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    /// The `rows × columns` matrix stored row by row at the start of `data`.
-    fn new(data: &'a [f32], rows: usize, columns: usize) -> Self {
-        assert!(data.len() >= rows * columns, "matrix larger than its slice");
-        Matrix {
-            data,
-            rows,
-            columns,
-            row_stride: columns,
-            column_stride: 1,
-        }
-    }
-
-    /// The transpose, sharing the elements.
-    fn t(self) -> Self {
-        Matrix {
-            rows: self.columns,
-            columns: self.rows,
-            row_stride: self.column_stride,
-            column_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-/// `dst (m, n) = a (m, k) · b (k, n)`, or `dst += a · b` when `accumulate`, `dst` row-major.
-#[allow(unsafe_code)] // gemm's entry point takes pointers and strides.
-fn matmul(dst: &mut [f32], a: Matrix, b: Matrix, accumulate: bool, parallelism: Parallelism) {
-    let (m, k, n) = (a.rows, a.columns, b.columns);
-    assert!(
-        b.rows == k && dst.len() >= m * n,
-        "matmul: shapes do not match"
-    );
-    // SAFETY: the views and `dst` hold every element the strides reach (checked by
-    // `Matrix::new` and above; a transpose reaches the same elements), and `dst` is exclusive.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.column_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.column_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
     }
 }
 

@@ -1,7 +1,8 @@
 //! Fused CPU operations for candle, each with its backward pass, where candle's composition of
 //! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution,
 //! batch normalisation (with the ReLU after it), layer normalisation, softmax (with attention's
-//! scale and mask), GELU, dropout, a linear layer's bias and Adam's update.
+//! scale and mask), GELU, dropout, a linear layer's bias, batched matrix products and Adam's
+//! update.
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
 //! serves (the CPU, and the types it is written for), candle's composition of primitives
@@ -19,7 +20,7 @@
 //! ```
 //!
 //! The one `unsafe` block of lrlab is here: the call into `gemm`'s matrix product
-//! (`conv.rs`), whose entry point takes pointers and strides.
+//! (`product.rs`), whose entry point takes pointers and strides.
 
 mod adam;
 mod batch_norm;
@@ -28,6 +29,7 @@ mod dropout;
 mod gelu;
 mod layer_norm;
 mod linear;
+mod product;
 mod softmax;
 
 pub use adam::{AdamOutput, AdamUpdate, Tracked, adam_update};
@@ -37,6 +39,7 @@ pub use dropout::dropout;
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
+pub use product::batched_matmul;
 pub use softmax::{attention_softmax, softmax_last_dim};
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, WithDType};

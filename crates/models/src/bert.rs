@@ -204,13 +204,12 @@ impl EncoderLayer {
         let query = split_heads(self.query.forward(hidden)?)?;
         let key = split_heads(self.key.forward(hidden)?)?;
         let value = split_heads(self.value.forward(hidden)?)?;
-        let scores = query.matmul(&key.t()?)?.to_dtype(DType::F32)?;
+        let scores = lrlab_kernels::batched_matmul(&query, &key.t()?)?.to_dtype(DType::F32)?;
         let scale = (head_size as f64).powf(-0.5);
         let probabilities = lrlab_kernels::attention_softmax(&scores, scale, mask_bias)?;
         let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
-        let context = probabilities
-            .to_dtype(value.dtype())?
-            .matmul(&value)?
+        let probabilities = probabilities.to_dtype(value.dtype())?;
+        let context = lrlab_kernels::batched_matmul(&probabilities, &value)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((batch, len, size))?;
