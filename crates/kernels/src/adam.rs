@@ -1,10 +1,11 @@
-//! Adam's update of one parameter as a single pass on the CPU: read θ, g, m and v once, write
-//! θ', m' and v' once, where the same formulas as tensor operations make a dozen passes and a
-//! dozen parameter-sized allocations (the page faults of which cost as much as the arithmetic).
-//! The arithmetic is the tensor path's, in the same order and type, so the two agree bit for
-//! bit.
+//! Adam's update of one parameter in place on the CPU: one pass writes the moments where they
+//! are (reading θ, g, m and v), a second writes θ (reading θ, m and v), where the same formulas
+//! as tensor operations make a dozen passes and a dozen parameter-sized allocations (the page
+//! faults of which cost as much as the arithmetic). The arithmetic is the tensor path's, in the
+//! same order and type, so the two agree bit for bit.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
 use super::serves_f32;
@@ -44,17 +45,6 @@ impl AdamUpdate {
     }
 }
 
-/// A parameter after one step.
-#[derive(Clone, Debug)]
-pub struct AdamOutput {
-    /// The updated parameter, of the parameter's shape.
-    pub theta: Tensor,
-    /// The updated moments, `(2, n)`: the first moment's row, then the second's.
-    pub moments: Tensor,
-    /// What [`adam_update`] was asked to track.
-    pub tracked: Option<Tracked>,
-}
-
 /// What a hypergradient schedule reads of a step, flattened.
 #[derive(Clone, Debug)]
 pub struct Tracked {
@@ -64,37 +54,36 @@ pub struct Tracked {
     pub direction: Tensor,
 }
 
-/// Parameter `theta` after one step `update` with gradient `grad` and moments `(2, n)` (zeros
-/// before the first step): one fused pass for `f32` on the CPU unless `track` asks for the
-/// step's gradient and direction; candle's tensor operations otherwise, which give the same
-/// bits.
+/// One step `update` of parameter `theta` with gradient `grad` and moments `moments` (`(2, n)`:
+/// the first moment's row, then the second's; zeros before the first step), both updated in
+/// place. Returns the step's gradient and direction when `track` asks for them. In place in two
+/// fused passes for `f32` on the CPU unless `track`; candle's tensor operations otherwise,
+/// which give the same bits.
 pub fn adam_update(
-    theta: &Tensor,
+    theta: &Var,
     grad: &Tensor,
-    moments: &Tensor,
+    moments: &Var,
     update: &AdamUpdate,
     track: bool,
-) -> Result<AdamOutput> {
-    let theta = theta.detach();
-    if track || !serves_f32(&theta) {
-        return composed(&theta, grad, moments, update, track);
+) -> Result<Option<Tracked>> {
+    if track || !serves_f32(theta) {
+        return composed(theta, grad, moments, update, track);
     }
-    let out = theta.apply_op3_no_bwd(&grad.contiguous()?, moments, update)?;
-    Ok(AdamOutput {
-        theta: out.get(0)?.reshape(theta.shape())?,
-        moments: out.narrow(0, 1, 2)?,
-        tracked: None,
-    })
+    let constants = Constants::of(update);
+    moments.inplace_op3(&grad.contiguous()?, theta, &MomentsUpdate(constants))?;
+    theta
+        .inplace_op2(moments, &ParameterUpdate(constants))
+        .map(|()| None)
 }
 
 /// [`adam_update`] as tensor operations.
 fn composed(
-    theta: &Tensor,
+    parameter: &Var,
     grad: &Tensor,
-    moments: &Tensor,
+    moments: &Var,
     update: &AdamUpdate,
     track: bool,
-) -> Result<AdamOutput> {
+) -> Result<Option<Tracked>> {
     let AdamUpdate {
         decoupled,
         lr,
@@ -103,6 +92,7 @@ fn composed(
         eps,
         ..
     } = *update;
+    let theta = &parameter.as_tensor().detach();
     let grad = match decoupled {
         false if weight_decay != 0.0 => (grad + (theta * weight_decay)?)?,
         _ => grad.clone(),
@@ -112,7 +102,6 @@ fn composed(
     let v = ((moments.get(1)?.reshape(shape)? * b2)? + (grad.sqr()? * (1.0 - b2))?)?;
     let denom = ((v.sqrt()? / update.root_correction())? + eps)?;
     let step = (&m / denom)?;
-    let moments = Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?;
     let decayed = match decoupled {
         true if weight_decay != 0.0 => (theta * (1.0 - lr * weight_decay))?,
         _ => theta.clone(),
@@ -132,13 +121,10 @@ fn composed(
         }
         false => None,
     };
-    Ok(AdamOutput {
-        theta: (decayed - (&step * update.step_size())?)?,
-        moments,
-        tracked,
-    })
+    moments.set(&Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?)?;
+    parameter.set(&(decayed - (&step * update.step_size())?)?)?;
+    Ok(tracked)
 }
-
 fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let (start, end) = layout
         .contiguous_offsets()
@@ -146,27 +132,77 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]>
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
+fn contiguous_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Result<&'a mut [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("adam update: non-contiguous state".into()))?;
+    match storage {
+        CpuStorage::F32(values) => Ok(&mut values[start..end]),
+        other => candle_core::bail!("adam update: f32 state, not {:?}", other.dtype()),
+    }
+}
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
-impl CustomOp3 for AdamUpdate {
+/// [`AdamUpdate`]'s constants in `f32`, each cast once from `f64` as candle's scalar operations
+/// cast theirs.
+#[derive(Clone, Copy)]
+struct Constants {
+    decoupled: bool,
+    betas: (f32, f32),
+    /// `1 − β₁`, `1 − β₂`.
+    complements: (f32, f32),
+    weight_decay: f32,
+    eps: f32,
+    step_size: f32,
+    /// `1 / √(1 − β₂ᵗ)`: a division by a scalar as candle does it, a product with the
+    /// reciprocal.
+    inv_root: f32,
+    /// `1 − lr · wd`, AdamW's decay factor.
+    keep: f32,
+}
+
+impl Constants {
+    fn of(u: &AdamUpdate) -> Self {
+        Constants {
+            decoupled: u.decoupled,
+            betas: (u.betas.0 as f32, u.betas.1 as f32),
+            complements: ((1.0 - u.betas.0) as f32, (1.0 - u.betas.1) as f32),
+            weight_decay: u.weight_decay as f32,
+            eps: u.eps as f32,
+            step_size: u.step_size() as f32,
+            inv_root: (1.0 / u.root_correction()) as f32,
+            keep: (1.0 - u.lr * u.weight_decay) as f32,
+        }
+    }
+}
+
+/// The first pass: `(m, v) ← (β₁m + (1 − β₁)g, β₂v + (1 − β₂)g²)` in place over the `(2, n)`
+/// moments, from `(g, θ)` (θ for Adam's L2 term).
+struct MomentsUpdate(Constants);
+
+/// The second pass: `θ ← decay(θ) − step_size · m / (√v / √(1 − β₂ᵗ) + ε)` in place, from the
+/// updated moments.
+struct ParameterUpdate(Constants);
+
+impl InplaceOp3 for MomentsUpdate {
     fn name(&self) -> &'static str {
-        "lrlab-adam-update"
+        "lrlab-adam-moments"
     }
 
-    /// `(θ, g, moments (2, n))` → `(3, n)`: θ', m', v'.
     fn cpu_fwd(
         &self,
-        theta: &CpuStorage,
-        theta_layout: &Layout,
+        moments: &mut CpuStorage,
+        moments_layout: &Layout,
         grad: &CpuStorage,
         grad_layout: &Layout,
-        moments: &CpuStorage,
-        moments_layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let theta = contiguous(theta, theta_layout)?;
+        theta: &CpuStorage,
+        theta_layout: &Layout,
+    ) -> Result<()> {
         let grad = contiguous(grad, grad_layout)?;
-        let moments = contiguous(moments, moments_layout)?;
+        let theta = contiguous(theta, theta_layout)?;
+        let moments = contiguous_mut(moments, moments_layout)?;
         let n = theta.len();
         if grad.len() != n || moments.len() != 2 * n {
             candle_core::bail!(
@@ -175,47 +211,72 @@ impl CustomOp3 for AdamUpdate {
                 moments.len()
             );
         }
-        let (m, v) = moments.split_at(n);
-        // Each constant from f64 to f32 once, as candle's scalar operations cast theirs.
-        let (b1, b2) = (self.betas.0 as f32, self.betas.1 as f32);
-        let (c1, c2) = ((1.0 - self.betas.0) as f32, (1.0 - self.betas.1) as f32);
-        let (wd, eps) = (self.weight_decay as f32, self.eps as f32);
-        // Division by a scalar as candle does it: a product with the reciprocal.
-        let (step_size, inv_root) = (
-            self.step_size() as f32,
-            (1.0 / self.root_correction()) as f32,
-        );
-        let keep = (1.0 - self.lr * self.weight_decay) as f32;
-        let mut out = vec![0f32; 3 * n];
-        let (new_theta, rest) = out.split_at_mut(n);
-        let (new_m, new_v) = rest.split_at_mut(n);
-        new_theta
-            .par_chunks_mut(CHUNK)
-            .zip(new_m.par_chunks_mut(CHUNK))
-            .zip(new_v.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(chunk, ((t_out, m_out), v_out))| {
-                let at = chunk * CHUNK;
-                for i in 0..t_out.len() {
-                    let (t, g) = (theta[at + i], grad[at + i]);
-                    let g = if self.decoupled || wd == 0.0 {
-                        g
-                    } else {
-                        g + t * wd
+        let Constants {
+            decoupled,
+            betas: (b1, b2),
+            complements: (c1, c2),
+            weight_decay: wd,
+            ..
+        } = self.0;
+        let (m, v) = moments.split_at_mut(n);
+        m.par_chunks_mut(CHUNK)
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK).zip(theta.par_chunks(CHUNK)))
+            .for_each(|((m, v), (grad, theta))| {
+                for i in 0..m.len() {
+                    let g = match decoupled || wd == 0.0 {
+                        true => grad[i],
+                        false => grad[i] + theta[i] * wd,
                     };
-                    let m = m[at + i] * b1 + g * c1;
-                    let v = v[at + i] * b2 + g * g * c2;
-                    let update = m / (v.sqrt() * inv_root + eps);
-                    let decayed = if self.decoupled && wd != 0.0 {
-                        t * keep
-                    } else {
-                        t
-                    };
-                    t_out[i] = decayed - update * step_size;
-                    m_out[i] = m;
-                    v_out[i] = v;
+                    m[i] = m[i] * b1 + g * c1;
+                    v[i] = v[i] * b2 + g * g * c2;
                 }
             });
-        Ok((CpuStorage::F32(out), Shape::from((3, n))))
+        Ok(())
+    }
+}
+
+impl InplaceOp2 for ParameterUpdate {
+    fn name(&self) -> &'static str {
+        "lrlab-adam-parameter"
+    }
+
+    fn cpu_fwd(
+        &self,
+        theta: &mut CpuStorage,
+        theta_layout: &Layout,
+        moments: &CpuStorage,
+        moments_layout: &Layout,
+    ) -> Result<()> {
+        let moments = contiguous(moments, moments_layout)?;
+        let theta = contiguous_mut(theta, theta_layout)?;
+        let n = theta.len();
+        if moments.len() != 2 * n {
+            candle_core::bail!("adam update: θ {n}, moments {}", moments.len());
+        }
+        let Constants {
+            decoupled,
+            weight_decay: wd,
+            eps,
+            step_size,
+            inv_root,
+            keep,
+            ..
+        } = self.0;
+        let (m, v) = moments.split_at(n);
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(theta, (m, v))| {
+                for i in 0..theta.len() {
+                    let update = m[i] / (v[i].sqrt() * inv_root + eps);
+                    let decayed = match decoupled && wd != 0.0 {
+                        true => theta[i] * keep,
+                        false => theta[i],
+                    };
+                    theta[i] = decayed - update * step_size;
+                }
+            });
+        Ok(())
     }
 }

@@ -23,9 +23,9 @@ pub struct Agreement {
 struct Slot {
     name: String,
     var: Var,
-    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor (a view into
-    /// the last fused update's output on the CPU).
-    moments: Tensor,
+    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor, updated in
+    /// place.
+    moments: Var,
     direction: Option<Tensor>,
 }
 
@@ -54,7 +54,7 @@ impl Adam {
                 Ok(Slot {
                     name: name.clone(),
                     var: var.clone(),
-                    moments: Tensor::zeros((2, var.elem_count()), var.dtype(), var.device())?,
+                    moments: Var::zeros((2, var.elem_count()), var.dtype(), var.device())?,
                     direction: None,
                 })
             })
@@ -98,12 +98,17 @@ impl Adam {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let theta = slot.var.as_tensor();
-            let out = adam_update(theta, grad, &slot.moments, &update, self.track_direction)?;
+            let tracked = adam_update(
+                &slot.var,
+                grad,
+                &slot.moments,
+                &update,
+                self.track_direction,
+            )?;
             if let Some(Tracked {
                 gradient,
                 direction,
-            }) = out.tracked
+            }) = tracked
             {
                 if let Some(previous) = &slot.direction {
                     let terms = [
@@ -121,8 +126,6 @@ impl Adam {
                 }
                 slot.direction = Some(direction);
             }
-            slot.var.set(&out.theta)?;
-            slot.moments = out.moments;
         }
         let Some(sums) = sums else {
             return Ok(None);
@@ -138,7 +141,8 @@ impl Adam {
         }))
     }
 
-    /// The moments (and directions) by name, `m.NAME`, `v.NAME`, `d.NAME`, on the CPU.
+    /// The moments (and directions) by name, `m.NAME`, `v.NAME`, `d.NAME`, on the CPU: copies,
+    /// which later steps (updating the moments in place) leave as they are.
     pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut state = Vec::with_capacity(3 * self.slots.len());
         for slot in &self.slots {
@@ -146,7 +150,7 @@ impl Adam {
                 let moment = slot.moments.get(row)?.reshape(slot.var.shape())?;
                 state.push((
                     format!("{key}.{}", slot.name),
-                    moment.to_device(&Device::Cpu)?,
+                    moment.to_device(&Device::Cpu)?.copy()?,
                 ));
             }
             if let Some(d) = &slot.direction {
@@ -179,7 +183,7 @@ impl Adam {
             };
             let m = take(format!("m.{}", slot.name))?.flatten_all()?;
             let v = take(format!("v.{}", slot.name))?.flatten_all()?;
-            slot.moments = Tensor::stack(&[m, v], 0)?;
+            slot.moments = Var::from_tensor(&Tensor::stack(&[m, v], 0)?)?;
             slot.direction = if has_direction {
                 Some(take(direction)?)
             } else {
