@@ -14,6 +14,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
+use super::conv_products::conv2d_with_product_gradients;
 use super::product::{Matrix, matmul};
 use rayon::prelude::*;
 
@@ -420,7 +421,8 @@ impl Default for ConvParams {
 
 /// `x (N, C, H, W)` convolved with `weight (C_out, C, k, k)`, without bias, differentiable in
 /// both: the fused products over chunks of images for `f32` and `bf16` on the CPU (undilated,
-/// one group), candle's convolution elsewhere.
+/// one group); elsewhere candle's convolution, its gradients computed as convolutions too
+/// (im2col and a product on every device) when undilated with one group.
 pub fn conv2d(x: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Tensor> {
     let ConvParams {
         padding,
@@ -433,6 +435,9 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Tensor>
         && dilation == 1
         && groups == 1;
     if !fused {
+        if dilation == 1 && groups == 1 {
+            return conv2d_with_product_gradients(x, weight, params);
+        }
         return x.conv2d(weight, padding, stride, dilation, groups);
     }
     let (batch, channels, height, width) = x.dims4()?;

@@ -25,6 +25,7 @@
 mod adam;
 mod batch_norm;
 mod conv;
+mod conv_products;
 mod dropout;
 mod gelu;
 mod layer_norm;
