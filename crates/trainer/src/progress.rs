@@ -49,13 +49,20 @@ impl Progress {
 }
 
 impl EpochProgress {
-    /// A step finished with batch loss `loss` at rate `lr`.
-    pub(crate) fn step(&mut self, loss: f64, lr: f64) {
-        self.loss_sum += loss;
-        self.steps += 1;
+    /// A step finished at rate `lr`, with its batch loss when it was read at once (only when
+    /// the scheduler needs it: reading it waits for the device; otherwise the epoch's line
+    /// gives the mean).
+    pub(crate) fn step(&mut self, loss: Option<f64>, lr: f64) {
+        if let Some(loss) = loss {
+            self.loss_sum += loss;
+            self.steps += 1;
+        }
         if let Some(bar) = &self.bar {
-            let mean = self.loss_sum / self.steps as f64;
-            bar.set_message(format!("loss {mean:.4} lr {lr:.3e}"));
+            let message = match self.steps {
+                0 => format!("lr {lr:.3e}"),
+                steps => format!("loss {:.4} lr {lr:.3e}", self.loss_sum / steps as f64),
+            };
+            bar.set_message(message);
             bar.inc(1);
         }
     }

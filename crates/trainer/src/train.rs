@@ -90,15 +90,18 @@ pub fn evaluate<M: ModuleT + ?Sized, E: Examples + ?Sized>(
         });
     }
     let indices: Vec<usize> = (0..n).collect();
-    let mut loss_sum = 0.0;
+    // Summed on the device in f64, in batch order (the values a host-side sum gives), so that
+    // the host waits once, not once per batch.
+    let mut loss_sum = Tensor::zeros((), DType::F64, device)?;
     let mut correct = Tensor::zeros((), DType::U32, device)?;
     for chunk in indices.chunks(batch_size.max(1)) {
         let batch = examples.batch(chunk, None, device)?;
         let logits = model.forward_t(&batch.inputs, false)?;
-        let loss = cross_entropy(&logits, &batch.labels)?;
-        loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+        let loss = cross_entropy(&logits, &batch.labels)?.detach();
+        loss_sum = (loss_sum + (loss.to_dtype(DType::F64)? * chunk.len() as f64)?)?;
         correct = (correct + hits(&logits, &batch.labels)?)?;
     }
+    let loss_sum = loss_sum.to_scalar::<f64>()?;
     let correct = f64::from(correct.to_scalar::<u32>()?);
     let n_f = n as f64;
     Ok(Score {
@@ -294,7 +297,20 @@ struct Session<'a, M: ?Sized, E: ?Sized> {
     options: &'a Options,
     optimizer: Adam,
     scheduler: AnyScheduler,
+    /// Whether the scheduler reads each step's loss: then it is read at once (the host waits
+    /// for the device every step); otherwise the epoch's losses come back in one transfer at
+    /// its end.
+    reads_step_loss: bool,
     state: State,
+}
+
+/// One optimizer step: its row (the loss still `NaN` unless read at once), the batch's loss
+/// on the device, and the number of its examples classified right (`None` when the loss was
+/// read and is not finite: nothing was updated).
+struct Stepped {
+    row: StepRow,
+    loss: Tensor,
+    hits: Option<Tensor>,
 }
 
 impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
@@ -311,6 +327,7 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         model.set_compute_dtype(compute_dtype(spec.train.dtype))?;
         candle_core::cuda::set_gemm_reduced_precision_f32(spec.train.tf32);
         let scheduler = spec.build_scheduler()?;
+        let reads_step_loss = scheduler.needs().contains(Signal::BatchLoss);
         let optimizer = Adam::new(
             spec.optimizer.clone(),
             model.parameters().trainable(),
@@ -327,6 +344,7 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             options,
             optimizer,
             scheduler,
+            reads_step_loss,
             state: State::default(),
         })
     }
@@ -453,21 +471,42 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             epoch: u64::from(epoch),
         });
         let started = Instant::now();
-        let (mut loss_sum, mut lr) = (0.0, self.scheduler.lr());
+        let mut lr = self.scheduler.lr();
         let mut correct = Tensor::zeros((), DType::U32, self.device)?;
         let mut new_steps = Vec::with_capacity(batches.len());
+        let mut losses = Vec::with_capacity(batches.len());
         for indices in &batches {
-            let (row, hits) = self.step(indices, epoch, augment)?;
+            let Stepped { row, loss, hits } = self.step(indices, epoch, augment)?;
             new_steps.push(row);
+            losses.push(loss);
             let Some(hits) = hits else {
                 let divergence = Divergence::Loss { step: row.step };
                 return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
             };
             correct = (correct + hits)?;
-            loss_sum += row.loss * indices.len() as f64;
             lr = row.lr;
-            bar.step(row.loss, row.lr);
+            bar.step(self.reads_step_loss.then_some(row.loss), row.lr);
         }
+        // The epoch's batch losses in one transfer from the device.
+        let losses = Tensor::stack(&losses, 0)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        for (row, loss) in new_steps.iter_mut().zip(losses) {
+            row.loss = f64::from(loss);
+        }
+        if let Some(first) = new_steps.iter().position(|row| !row.loss.is_finite()) {
+            // The steps after it updated the model with non-finite gradients; the run ends here.
+            new_steps.truncate(first + 1);
+            let divergence = Divergence::Loss {
+                step: new_steps[first].step,
+            };
+            return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
+        }
+        let loss_sum: f64 = new_steps
+            .iter()
+            .zip(&batches)
+            .map(|(row, indices)| row.loss * indices.len() as f64)
+            .sum();
         if let Some(name) = self.model.parameters().first_non_finite()? {
             let name = name.to_owned();
             let divergence = Divergence::Tensor { epoch, name };
@@ -484,29 +523,32 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         }))
     }
 
-    /// One optimizer step on the training examples `indices`: its row, and the number of them
-    /// classified right (`None` when the loss is not finite: nothing is updated).
-    fn step(
-        &mut self,
-        indices: &[usize],
-        epoch: u32,
-        augment: Option<Augment>,
-    ) -> Result<(StepRow, Option<Tensor>)> {
+    /// One optimizer step on the training examples `indices` (see [`Stepped`]).
+    fn step(&mut self, indices: &[usize], epoch: u32, augment: Option<Augment>) -> Result<Stepped> {
         let lr = self.scheduler.lr();
         self.model.set_random_stream(self.state.step);
         let batch = self.data.train.batch(indices, augment, self.device)?;
         let logits = self.model.forward_t(&batch.inputs, true)?;
         let loss = cross_entropy(&logits, &batch.labels)?;
+        let read = match self.reads_step_loss {
+            true => Some(f64::from(loss.to_scalar::<f32>()?)),
+            false => None,
+        };
         let mut row = StepRow {
             step: self.state.step + 1,
             epoch,
             lr,
-            loss: f64::from(loss.to_scalar::<f32>()?),
+            loss: read.unwrap_or(f64::NAN),
             grad_dot: None,
             grad_cos: None,
         };
-        if !row.loss.is_finite() {
-            return Ok((row, None));
+        if read.is_some_and(|loss| !loss.is_finite()) {
+            let loss = loss.detach();
+            return Ok(Stepped {
+                row,
+                loss,
+                hits: None,
+            });
         }
         let grads = loss.backward()?;
         let hits = hits(&logits, &batch.labels)?;
@@ -517,11 +559,15 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         self.scheduler.observe(&Observation::Step(StepEnd {
             step: self.state.step,
             epoch: u64::from(epoch),
-            loss: Some(row.loss),
+            loss: read,
             grad_dot: row.grad_dot,
             grad_cos: row.grad_cos,
         }));
-        Ok((row, Some(hits)))
+        Ok(Stepped {
+            row,
+            loss: loss.detach(),
+            hits: Some(hits),
+        })
     }
 
     /// Evaluates after `epoch`, tells the scheduler, and writes the rows, the best weights and
