@@ -7,7 +7,9 @@
 # 1. the CUDA test binaries: models and trainer on the GPU against the CPU's results;
 # 2. the training step on the GPU, lrlab and PyTorch side by side, rounds alternating
 #    (`xtask speed --pytorch`): ResNet-18 at batch 32 and 512, BERT-base and MiniLM at batch 32
-#    (max_len 128), in f32, f32 with TF32 and bf16;
+#    (max_len 128; BERT-base's is the dropout-heavy step, 38 dropout sites with masks drawn on
+#    the host), and one 3×3 stride-2 convolution's forward and backward pass (its gradients as
+#    convolutions on the GPU), in f32, f32 with TF32 and bf16;
 # 3. one protocol on the GPU: CIFAR-10's cached sample, 2 arms × 1 seed, 1 epoch, full width;
 # and prints a short table last. Full logs go to $OUT (or ./gpu-check-out).
 # --quick: one round of one step per workload, and no smoke protocol.
@@ -58,7 +60,7 @@ speed() {
     local label=$1
     shift
     "$xtask" speed --device cuda --pytorch --allow-busy --rounds "$rounds" --steps "$steps" \
-        --warmup 3 --workloads resnet18-b32,resnet18-b512,bert-base-b32,minilm-b32 \
+        --warmup 3 --workloads resnet18-b32,resnet18-b512,bert-base-b32,minilm-b32,conv3x3-s2-b32 \
         --json "$out/speed-$label.json" "$@" >"$out/speed-$label.md" 2>"$out/speed-$label.log" ||
         { status=1; tail -5 "$out/speed-$label.log"; }
     { echo; cat "$out/speed-$label.md"; } >>"$summary"

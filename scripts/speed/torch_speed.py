@@ -46,6 +46,19 @@ def build(spec, name, device, dtype):
         n = workload["matmul"]
         a, b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2))
         return lambda: a @ b
+    if "conv" in workload:
+        c = workload["conv"]
+        x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], generator=generator)
+        w = torch.randn(c["out_channels"], c["channels"], c["kernel"], c["kernel"], generator=generator)
+        x, w = (t.to(device, dtype).requires_grad_() for t in (x, w))
+        y_shape = nn.functional.conv2d(x, w, stride=c["stride"], padding=c["padding"]).shape
+        dy = torch.randn(y_shape, generator=generator).to(device, dtype)
+
+        def conv_step():
+            x.grad, w.grad = None, None
+            nn.functional.conv2d(x, w, stride=c["stride"], padding=c["padding"]).backward(dy)
+
+        return conv_step
     model_spec = spec["models"][workload["model"]]
     batch = workload["batch"]
     if model_spec["kind"] == "resnet18":

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::loss::cross_entropy;
 use indexmap::IndexMap;
+use lrlab_kernels::ConvParams;
 use lrlab_models::{BertConfig, Network};
 use lrlab_runs::{OptimizerConfig, Precision};
 use lrlab_trainer::{Adam, compute_dtype};
@@ -122,6 +123,9 @@ enum WorkloadSpec {
     Matmul {
         matmul: usize,
     },
+    Conv {
+        conv: ConvSpec,
+    },
     Model {
         model: String,
         batch: usize,
@@ -131,12 +135,47 @@ enum WorkloadSpec {
     },
 }
 
+/// One convolution, timed forward and backward.
+#[derive(Clone, Copy, Deserialize)]
+struct ConvSpec {
+    batch: usize,
+    channels: usize,
+    out_channels: usize,
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl ConvSpec {
+    fn params(&self) -> ConvParams {
+        ConvParams {
+            stride: self.stride,
+            padding: self.padding,
+            ..ConvParams::default()
+        }
+    }
+
+    /// The output's side.
+    fn out_size(&self) -> usize {
+        (self.size + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Multiply-adds of the forward pass, times two; the backward pass does twice as many.
+    fn gflop(&self) -> f64 {
+        let per_output = (self.channels * self.kernel * self.kernel) as f64;
+        let outputs = (self.batch * self.out_channels * self.out_size().pow(2)) as f64;
+        3.0 * 2.0 * per_output * outputs / 1e9
+    }
+}
+
 impl WorkloadSpec {
     /// Items one step processes (images, sequences) and their unit, or the operations of a
     /// product.
     fn work(&self, models: &IndexMap<String, ModelSpec>) -> (f64, &'static str) {
         match self {
             WorkloadSpec::Matmul { matmul } => (2.0 * (*matmul as f64).powi(3) / 1e9, "GFLOP"),
+            WorkloadSpec::Conv { conv } => (conv.gflop(), "GFLOP"),
             WorkloadSpec::Model { model, batch, .. } => match models.get(model) {
                 Some(ModelSpec::Resnet18 { .. }) => (*batch as f64, "img"),
                 _ => (*batch as f64, "seq"),
@@ -147,6 +186,15 @@ impl WorkloadSpec {
     fn describe(&self) -> String {
         match self {
             WorkloadSpec::Matmul { matmul } => format!("{matmul}³ product"),
+            WorkloadSpec::Conv { conv: c } => format!(
+                "{k}×{k} convolution, stride {s}, forward + backward, {b}×{ci}×{n}×{n} → {co}",
+                k = c.kernel,
+                s = c.stride,
+                b = c.batch,
+                ci = c.channels,
+                n = c.size,
+                co = c.out_channels
+            ),
             WorkloadSpec::Model {
                 model,
                 batch,
@@ -340,6 +388,7 @@ fn lrlab_step<'a>(
                 Ok(())
             }));
         }
+        WorkloadSpec::Conv { conv } => return conv_step(*conv, device, precision),
         WorkloadSpec::Model {
             model,
             batch,
@@ -363,6 +412,32 @@ fn lrlab_step<'a>(
         }
     };
     model_step(network, inputs, task.classes(), train, precision)
+}
+
+/// One convolution's forward and backward pass (both gradients), as a network's layer runs it.
+fn conv_step<'a>(
+    conv: ConvSpec,
+    device: &'a Device,
+    precision: Precision,
+) -> Result<Box<dyn FnMut() -> Result<()> + 'a>> {
+    let dtype = compute_dtype(precision);
+    let (n, c, k) = (conv.size, conv.channels, conv.kernel);
+    let draw = |shape: &[usize]| -> Result<Tensor> {
+        Ok(Tensor::randn(0f32, 1.0, shape, device)?.to_dtype(dtype)?)
+    };
+    let x = Var::from_tensor(&draw(&[conv.batch, c, n, n])?)?;
+    let w = Var::from_tensor(&draw(&[conv.out_channels, c, k, k])?)?;
+    let out = conv.out_size();
+    let dy = draw(&[conv.batch, conv.out_channels, out, out])?;
+    Ok(Box::new(move || {
+        let y = lrlab_kernels::conv2d(&x, &w, conv.params())?;
+        let grads = (y * &dy)?.sum_all()?.backward()?;
+        anyhow::ensure!(
+            grads.get(&x).is_some() && grads.get(&w).is_some(),
+            "the convolution's gradients"
+        );
+        Ok(())
+    }))
 }
 
 /// A training step (forward, cross-entropy, backward, Adam) or an inference pass of `model`.
@@ -464,6 +539,31 @@ mod tests {
                 "{name}: the classes of {}",
                 task.name()
             );
+        }
+    }
+
+    #[test]
+    fn the_convolution_workload_is_resnets_layer_3_downsampling_and_runs() {
+        let spec: Spec = serde_json::from_str(WORKLOADS).unwrap();
+        let Some(WorkloadSpec::Conv { conv }) = spec.workloads.get("conv3x3-s2-b32") else {
+            panic!("workloads.json: no convolution `conv3x3-s2-b32`");
+        };
+        assert_eq!(conv.out_size(), 8);
+        // Forward: 2 · (128 · 3 · 3) per output, 32 · 256 · 8 · 8 outputs; backward twice that.
+        let expected = 3.0 * 2.0 * 1152.0 * 524_288.0 / 1e9;
+        assert!((conv.gflop() - expected).abs() < 1e-9, "{}", conv.gflop());
+        let small = ConvSpec {
+            batch: 2,
+            channels: 3,
+            out_channels: 4,
+            size: 5,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        };
+        for precision in [Precision::F32, Precision::Bf16] {
+            let mut step = conv_step(small, &Device::Cpu, precision).unwrap();
+            step().unwrap();
         }
     }
 
