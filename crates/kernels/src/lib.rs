@@ -33,7 +33,7 @@ mod linear;
 mod product;
 mod softmax;
 
-pub use adam::{AdamUpdate, Tracked, adam_update};
+pub use adam::{AdamUpdate, Param, Tracked, adam_update};
 pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
 pub use dropout::dropout;

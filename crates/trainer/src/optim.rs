@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use lrlab_runs::{OptimizerConfig, OptimizerKind};
 
 use crate::error::{Result, TrainError};
-use lrlab_kernels::{AdamUpdate, Tracked, adam_update};
+use lrlab_kernels::{AdamUpdate, Param, Tracked, adam_update};
 
 /// How a step's gradient `g_t` agrees with the previous step's direction `d_{t−1}`, over all
 /// parameters: what hypergradient schedules read.
@@ -19,14 +19,10 @@ pub struct Agreement {
     pub cos: f64,
 }
 
-/// One parameter with its moments and the direction of its last update.
+/// A parameter by name.
 struct Slot {
     name: String,
     var: Var,
-    /// The first and second moments, flattened, as the rows of a `(2, n)` tensor, updated in
-    /// place.
-    moments: Var,
-    direction: Option<Tensor>,
 }
 
 /// Adam or AdamW over named parameters, computed as PyTorch's single-tensor implementation
@@ -34,6 +30,11 @@ struct Slot {
 pub struct Adam {
     config: OptimizerConfig,
     slots: Vec<Slot>,
+    /// Every parameter's first and second moments, flattened and laid end to end in the
+    /// parameters' order, as the rows of one `(2, total)` tensor updated in place.
+    moments: Tensor,
+    /// The last update's direction, flattened over the parameters likewise (when tracked).
+    direction: Option<Tensor>,
     steps: u64,
     track_direction: bool,
 }
@@ -48,20 +49,23 @@ impl Adam {
         track_direction: bool,
     ) -> Result<Self> {
         config.check()?;
-        let slots = parameters
+        let slots: Vec<Slot> = parameters
             .iter()
-            .map(|(name, var)| {
-                Ok(Slot {
-                    name: name.clone(),
-                    var: var.clone(),
-                    moments: Var::zeros((2, var.elem_count()), var.dtype(), var.device())?,
-                    direction: None,
-                })
+            .map(|(name, var)| Slot {
+                name: name.clone(),
+                var: var.clone(),
             })
-            .collect::<Result<_>>()?;
+            .collect();
+        let total = slots.iter().map(|s| s.var.elem_count()).sum::<usize>();
+        let (dtype, device) = match parameters.first() {
+            Some((_, var)) => (var.dtype(), var.device().clone()),
+            None => (DType::F32, Device::Cpu),
+        };
         Ok(Self {
             config,
             slots,
+            moments: Tensor::zeros((2, total), dtype, &device)?,
+            direction: None,
             steps: 0,
             track_direction,
         })
@@ -93,47 +97,33 @@ impl Adam {
             eps,
             step: self.steps,
         };
-        let mut sums: Option<[Tensor; 3]> = None;
-        for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
-                continue;
-            };
-            let tracked = adam_update(
-                &slot.var,
-                grad,
-                &slot.moments,
-                &update,
-                self.track_direction,
-            )?;
-            if let Some(Tracked {
-                gradient,
-                direction,
-            }) = tracked
-            {
-                if let Some(previous) = &slot.direction {
-                    let terms = [
-                        (&gradient * previous)?.sum_all()?,
-                        gradient.sqr()?.sum_all()?,
-                        previous.sqr()?.sum_all()?,
-                    ];
-                    sums = Some(match sums {
-                        Some([a, b, c]) => {
-                            let [x, y, z] = terms;
-                            [(a + x)?, (b + y)?, (c + z)?]
-                        }
-                        None => terms,
-                    });
-                }
-                slot.direction = Some(direction);
-            }
-        }
-        let Some(sums) = sums else {
+        let group: Vec<Param> = self
+            .slots
+            .iter()
+            .map(|slot| Param {
+                theta: &slot.var,
+                grad: grads.get(slot.var.as_tensor()),
+            })
+            .collect();
+        let tracked = adam_update(&group, &self.moments, &update, self.track_direction)?;
+
+        let Some(Tracked {
+            gradient,
+            direction,
+        }) = tracked
+        else {
             return Ok(None);
         };
-        let [dot, gg, dd] = sums.map(|s| {
-            s.to_dtype(candle_core::DType::F64)
-                .and_then(|s| s.to_scalar::<f64>())
-        });
+        let previous = self.direction.replace(direction);
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let sums = [
+            (&gradient * &previous)?.sum_all()?,
+            gradient.sqr()?.sum_all()?,
+            previous.sqr()?.sum_all()?,
+        ];
+        let [dot, gg, dd] = sums.map(|s| s.to_dtype(DType::F64).and_then(|s| s.to_scalar::<f64>()));
         let (dot, norms) = (dot?, (gg? * dd?).sqrt());
         Ok(Some(Agreement {
             dot,
@@ -145,24 +135,32 @@ impl Adam {
     /// which later steps (updating the moments in place) leave as they are.
     pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut state = Vec::with_capacity(3 * self.slots.len());
+        let mut offset = 0;
         for slot in &self.slots {
+            let n = slot.var.elem_count();
+            // Only the parameter's elements: `copy` and `to_device` take the whole storage a
+            // view reads from (the flat buffer), and a cast round trip through f64 is exact.
+            let piece = |flat: &Tensor| -> Result<Tensor> {
+                let values = flat.narrow(0, offset, n)?.reshape(slot.var.shape())?;
+                let own = values.to_dtype(DType::F64)?.to_dtype(values.dtype())?;
+                Ok(own.to_device(&Device::Cpu)?)
+            };
             for (row, key) in ["m", "v"].into_iter().enumerate() {
-                let moment = slot.moments.get(row)?.reshape(slot.var.shape())?;
-                state.push((
-                    format!("{key}.{}", slot.name),
-                    moment.to_device(&Device::Cpu)?.copy()?,
-                ));
+                let moment = piece(&self.moments.get(row)?)?;
+                state.push((format!("{key}.{}", slot.name), moment));
             }
-            if let Some(d) = &slot.direction {
-                state.push((format!("d.{}", slot.name), d.to_device(&Device::Cpu)?));
+            if let Some(d) = &self.direction {
+                state.push((format!("d.{}", slot.name), piece(d)?));
             }
+            offset += n;
         }
         Ok(state)
     }
 
     /// Restores moments, directions and the step count saved by [`Self::state`].
     pub fn restore(&mut self, mut state: HashMap<String, Tensor>, steps: u64) -> Result<()> {
-        for slot in &mut self.slots {
+        let (mut m, mut v, mut d) = (Vec::new(), Vec::new(), Vec::new());
+        for slot in &self.slots {
             let device = slot.var.device().clone();
             let direction = format!("d.{}", slot.name);
             let has_direction = state.contains_key(&direction);
@@ -179,17 +177,31 @@ impl Adam {
                         ),
                     });
                 }
-                Ok(t.to_device(&device)?)
+                Ok(t.to_device(&device)?.flatten_all()?)
             };
-            let m = take(format!("m.{}", slot.name))?.flatten_all()?;
-            let v = take(format!("v.{}", slot.name))?.flatten_all()?;
-            slot.moments = Var::from_tensor(&Tensor::stack(&[m, v], 0)?)?;
-            slot.direction = if has_direction {
-                Some(take(direction)?)
-            } else {
-                None
-            };
+            m.push(take(format!("m.{}", slot.name))?);
+            v.push(take(format!("v.{}", slot.name))?);
+            if has_direction {
+                d.push(take(direction)?);
+            }
         }
+        if !d.is_empty() && d.len() != self.slots.len() {
+            return Err(TrainError::Checkpoint {
+                message: format!(
+                    "the optimizer state has directions for {} of {} parameters: all or none",
+                    d.len(),
+                    self.slots.len()
+                ),
+            });
+        }
+        if !self.slots.is_empty() {
+            let moments = Tensor::stack(&[Tensor::cat(&m, 0)?, Tensor::cat(&v, 0)?], 0)?;
+            self.moments = moments.contiguous()?;
+        }
+        self.direction = match d.is_empty() {
+            true => None,
+            false => Some(Tensor::cat(&d, 0)?),
+        };
         self.steps = steps;
         Ok(())
     }
