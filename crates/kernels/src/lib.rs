@@ -6,8 +6,9 @@
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
 //! serves (the CPU, and the types it is written for), candle's composition of primitives
-//! elsewhere (a CUDA GPU). Callers see one path; the tests hold every kernel to the
-//! composition, in values and in gradients.
+//! elsewhere (a CUDA GPU) — arranged for a GPU where that matters: the convolution's gradients
+//! as convolutions (im2col and cuBLAS), Adam over a whole group of parameters at once. Callers
+//! see one path; the tests hold every kernel to the composition, in values and in gradients.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
