@@ -271,14 +271,15 @@ impl BatchNormTrain {
         Ok((CpuStorage::F32(y), operands.layout.shape().clone()))
     }
 
-    /// The gradients of the input, of `[γ; β]` and of the residual.
+    /// The gradients of the input, of `[γ; β]` and, when `residual`, of the residual.
     fn backward(
         &self,
         x: &Tensor,
         affine: &Tensor,
         y: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+        residual: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let stats = self
             .batch_stats
             .lock()
@@ -308,15 +309,20 @@ impl BatchNormTrain {
         let gamma = &affine[..affine.len() / 2];
         let x_values = cpu_slice::<f32>(TRAIN, xs, xl)?;
         let (dx, dgamma, dbeta) = backward(x_values, xl, gamma, gradient, &stats, self.eps)?;
-        let d_sum = match active {
-            Some(y) => par_zip_map(dy, y, |g, y| if y > 0.0 { g } else { 0.0 }),
-            None => dy.to_vec(),
-        };
         let device = x.device();
+        // The sum's gradient: the output's, cut where the ReLU did.
+        let d_sum = match (residual, active) {
+            (false, _) => None,
+            (true, None) => Some(grad.clone()),
+            (true, Some(y)) => {
+                let cut = par_zip_map(dy, y, |g, y| if y > 0.0 { g } else { 0.0 });
+                Some(Tensor::from_vec(cut, xl.shape(), device)?)
+            }
+        };
         Ok((
             Tensor::from_vec(dx, xl.shape(), device)?,
             Tensor::from_vec([dgamma, dbeta].concat(), (2, gamma.len()), device)?,
-            Tensor::from_vec(d_sum, xl.shape(), device)?,
+            d_sum,
         ))
     }
 }
@@ -343,7 +349,7 @@ impl CustomOp2 for BatchNormTrain {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, d_affine, _) = self.backward(x, affine, y, grad)?;
+        let (dx, d_affine, _) = self.backward(x, affine, y, grad, false)?;
         Ok((Some(dx), Some(d_affine)))
     }
 }
@@ -373,8 +379,8 @@ impl CustomOp3 for BatchNormTrain {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, d_affine, d_residual) = self.backward(x, affine, y, grad)?;
-        Ok((Some(dx), Some(d_affine), Some(d_residual)))
+        let (dx, d_affine, d_residual) = self.backward(x, affine, y, grad, true)?;
+        Ok((Some(dx), Some(d_affine), d_residual))
     }
 }
 
