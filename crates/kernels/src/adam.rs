@@ -9,7 +9,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
-use super::serves_f32;
+use super::{cpu_slice, serves_f32};
 
 /// One step of Adam (coupled L2 decay) or AdamW (decoupled), as PyTorch's single-tensor
 /// implementation computes it (`step_size = lr / (1 − β₁ᵗ)`, `denom = √v / √(1 − β₂ᵗ) + ε`).
@@ -92,25 +92,32 @@ pub fn adam_update(
     let fused = !track && group.iter().all(|p| serves_f32(p.theta));
     if fused {
         let constants = Constants::of(update);
-        let mut offset = 0;
-        for param in group {
-            let n = param.theta.elem_count();
-            if let Some(grad) = param.grad {
-                let at = Columns { offset, total };
-                moments.inplace_op3(
-                    &grad.contiguous()?,
-                    param.theta,
-                    &MomentsUpdate(constants, at),
-                )?;
-                param
-                    .theta
-                    .inplace_op2(moments, &ParameterUpdate(constants, at))?;
-            }
-            offset += n;
+        for (offset, param) in with_offsets(group) {
+            let Some(grad) = param.grad else {
+                continue;
+            };
+            let at = Columns { offset, total };
+            moments.inplace_op3(
+                &grad.contiguous()?,
+                param.theta,
+                &MomentsUpdate(constants, at),
+            )?;
+            param
+                .theta
+                .inplace_op2(moments, &ParameterUpdate(constants, at))?;
         }
         return Ok(None);
     }
     composed(group, moments, update, track)
+}
+
+/// Each parameter of `group` with the first of its columns in the moments.
+fn with_offsets<'a, 'b>(group: &'a [Param<'b>]) -> impl Iterator<Item = (usize, &'a Param<'b>)> {
+    group.iter().scan(0, |next, param| {
+        let offset = *next;
+        *next += param.theta.elem_count();
+        Some((offset, param))
+    })
 }
 
 /// Where a parameter's moments are in the `(2, total)` moments: columns `offset..offset + n`.
@@ -137,29 +144,28 @@ fn composed(
         let grad = flat(&|p| p.grad.expect("every gradient").flatten_all())?;
         let (new_theta, new_moments, tracked) = step(&theta, &grad, moments, update, track)?;
         moments.slice_set(&new_moments, 0, 0)?;
-        let mut offset = 0;
-        for param in group {
-            let n = param.theta.elem_count();
+        for (offset, param) in with_offsets(group) {
             let values = new_theta
-                .narrow(0, offset, n)?
+                .narrow(0, offset, param.theta.elem_count())?
                 .reshape(param.theta.shape())?;
             param.theta.set(&values)?;
-            offset += n;
         }
         return Ok(tracked);
     }
-    let (mut gradients, mut directions, mut offset) = (Vec::new(), Vec::new(), 0);
-    for param in group {
-        let n = param.theta.elem_count();
+    let (mut gradients, mut directions) = (Vec::new(), Vec::new());
+    for (offset, param) in with_offsets(group) {
         let theta = param.theta.as_tensor().detach().flatten_all()?;
         let Some(grad) = param.grad else {
-            let zeros = theta.zeros_like()?;
-            gradients.push(zeros.clone());
-            directions.push(zeros);
-            offset += n;
+            if track {
+                let zeros = theta.zeros_like()?;
+                gradients.push(zeros.clone());
+                directions.push(zeros);
+            }
             continue;
         };
-        let own = moments.narrow(1, offset, n)?.contiguous()?;
+        let own = moments
+            .narrow(1, offset, theta.elem_count())?
+            .contiguous()?;
         let (new_theta, new_moments, tracked) =
             step(&theta, &grad.flatten_all()?, &own, update, track)?;
         moments.slice_set(&new_moments, 1, offset)?;
@@ -172,7 +178,6 @@ fn composed(
             gradients.push(gradient);
             directions.push(direction);
         }
-        offset += n;
     }
     Ok(match track {
         true => Some(Tracked {
@@ -229,13 +234,6 @@ fn step(
     };
     let new_theta = (decayed - (&step * update.step_size())?)?;
     Ok((new_theta, Tensor::stack(&[m, v], 0)?, tracked))
-}
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("adam update: non-contiguous input".into()))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 fn contiguous_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Result<&'a mut [f32]> {
@@ -306,8 +304,8 @@ impl InplaceOp3 for MomentsUpdate {
         theta: &CpuStorage,
         theta_layout: &Layout,
     ) -> Result<()> {
-        let grad = contiguous(grad, grad_layout)?;
-        let theta = contiguous(theta, theta_layout)?;
+        let grad = cpu_slice::<f32>(self.name(), grad, grad_layout)?;
+        let theta = cpu_slice::<f32>(self.name(), theta, theta_layout)?;
         let moments = contiguous_mut(moments, moments_layout)?;
         let (n, Columns { offset, total }) = (theta.len(), self.1);
         if grad.len() != n || moments.len() != 2 * total || offset + n > total {
@@ -355,7 +353,7 @@ impl InplaceOp2 for ParameterUpdate {
         moments: &CpuStorage,
         moments_layout: &Layout,
     ) -> Result<()> {
-        let moments = contiguous(moments, moments_layout)?;
+        let moments = cpu_slice::<f32>(self.name(), moments, moments_layout)?;
         let theta = contiguous_mut(theta, theta_layout)?;
         let (n, Columns { offset, total }) = (theta.len(), self.1);
         if moments.len() != 2 * total || offset + n > total {

@@ -315,7 +315,7 @@ impl BatchNormTrain {
             (false, _) => None,
             (true, None) => Some(grad.clone()),
             (true, Some(y)) => {
-                let cut = par_zip_map(dy, y, |g, y| if y > 0.0 { g } else { 0.0 });
+                let cut = par_zip_map(dy, y, through_relu);
                 Some(Tensor::from_vec(cut, xl.shape(), device)?)
             }
         };
@@ -482,10 +482,16 @@ impl Gradient<'_> {
         let dy = self.dy[at..at + len].iter();
         let active = self.active.map(|y| &y[at..at + len]);
         dy.enumerate().map(move |(i, &g)| match active {
-            Some(y) if y[i] <= 0.0 => 0.0,
-            _ => g,
+            Some(y) => through_relu(g, y[i]),
+            None => g,
         })
     }
+}
+
+/// The part of gradient `g` that passes back through a ReLU whose output was `y`: all of it
+/// where the output is positive, none where it was cut to 0 (PyTorch's `threshold_backward`).
+fn through_relu(g: f32, y: f32) -> f32 {
+    if y > 0.0 { g } else { 0.0 }
 }
 
 /// The gradients of the input, γ and β, from the input, the forward pass's statistics and the
