@@ -79,6 +79,8 @@ artifacts=$(cargo build --message-format=json \
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
+    if m.get("reason") == "compiler-message":
+        print(m["message"]["rendered"], end="", file=sys.stderr)
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
         kind = "bin" if m["target"]["kind"] == ["bin"] else "tests"
         crate = m["package_id"].split("#")[0].rsplit("/", 1)[-1]

@@ -8,7 +8,7 @@
 # 2. the training step on the GPU, lrlab and PyTorch side by side, rounds alternating
 #    (`xtask speed --pytorch`): ResNet-18 at batch 32 and 512, BERT-base and MiniLM at batch 32
 #    (max_len 128; BERT-base's is the dropout-heavy step, 38 dropout sites with masks drawn on
-#    the host), and one 3×3 stride-2 convolution's forward and backward pass (its gradients as
+#    the GPU by cuRAND), and one 3×3 stride-2 convolution's forward and backward pass (its gradients as
 #    convolutions on the GPU), in f32, f32 with TF32 and bf16;
 # 3. one protocol on the GPU: CIFAR-10's cached sample, 2 arms × 1 seed, 1 epoch, full width;
 # and prints a short table last. Full logs go to $OUT (or ./gpu-check-out).

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{self, ModelError};
-use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, linear};
+use crate::layers::{Dropout, DropoutRng, LayerNorm, Linear, MaskSource, linear};
 use crate::params::{Builder, Init, Parameters};
 use crate::precision::Compute;
 
@@ -299,7 +299,7 @@ impl BertClassifier {
                 message: "a classifier needs at least one label".into(),
             });
         }
-        let rng = Arc::new(DropoutRng::new(seed));
+        let rng = Arc::new(DropoutRng::new(seed, MaskSource::for_device(b.device())));
         let c = &config.encoder;
         let init = Some(Init::Normal(c.initializer_range));
         let embeddings = Embeddings::new(&mut b, &config, &rng)?;

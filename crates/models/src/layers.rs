@@ -3,12 +3,12 @@
 //! these are built here on `lrlab-kernels`' differentiable operations, with seeded dropout.
 //! Products and convolutions run in the model's [`Compute`] precision, normalisations in `f32`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use lrlab_kernels::{Activation, BatchNormalised, ConvParams, Epilogue};
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -231,26 +231,55 @@ impl BatchNorm2d {
     }
 }
 
+/// Where a model's dropout masks are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MaskSource {
+    /// On the host, in parallel blocks of ChaCha8, then copied to the tensors' device: the CPU's
+    /// path (there the copy is free).
+    Host,
+    /// On the tensors' device, from the device's own generator (cuRAND on CUDA) reseeded at the
+    /// first mask of every step: no random draws on the host and nothing copied per step.
+    Device,
+}
+
+impl MaskSource {
+    /// The host's masks on the CPU, the device's generator anywhere else.
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() {
+            Self::Host
+        } else {
+            Self::Device
+        }
+    }
+}
+
 /// The random stream of a model's dropout layers: each mask is a pure function of the seed,
 /// the stream (set once per training step) and the mask's rank within the step, so a run
-/// resumed at step `s` draws the masks an uninterrupted run drew.
+/// resumed at step `s` draws the masks an uninterrupted run drew (on the same kind of device:
+/// the host's and a GPU's generators draw different masks).
 #[derive(Debug)]
 pub(crate) struct DropoutRng {
     seed: u64,
+    source: MaskSource,
     stream: AtomicU64,
     draws: AtomicU64,
+    /// The generator that stands in for a device's on the CPU, whose candle generator cannot
+    /// be seeded: only [`MaskSource::Device`] forced onto the CPU draws from it.
+    cpu_uniforms: Mutex<ChaCha8Rng>,
 }
 
-/// Elements per independently seeded block of a mask (so that blocks fill in parallel).
+/// Elements per independently seeded block of a host mask (so that blocks fill in parallel).
 const MASK_BLOCK: usize = 1 << 16;
 
 impl DropoutRng {
-    /// A stream seeded by `seed`, at stream 0.
-    pub fn new(seed: u64) -> Self {
+    /// A stream seeded by `seed`, at stream 0, drawing its masks from `source`.
+    pub fn new(seed: u64, source: MaskSource) -> Self {
         Self {
             seed,
+            source,
             stream: AtomicU64::new(0),
             draws: AtomicU64::new(0),
+            cpu_uniforms: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 
@@ -263,19 +292,61 @@ impl DropoutRng {
     /// A `u8` keep-mask of `like`'s shape: 0 at probability `p`, 1 elsewhere.
     fn keep(&self, like: &Tensor, p: f64) -> Result<Tensor> {
         let draw = self.draws.fetch_add(1, Ordering::Relaxed);
-        let key = mix(mix(self.seed, self.stream.load(Ordering::Relaxed)), draw);
-        let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
-        let mut keep = vec![0u8; like.elem_count()];
-        keep.par_chunks_mut(MASK_BLOCK)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(key, block as u64));
-                for k in out {
-                    *k = u8::from(rng.next_u32() >= threshold);
+        let step_key = mix(self.seed, self.stream.load(Ordering::Relaxed));
+        match self.source {
+            MaskSource::Host => host_keep_mask(like, p, mix(step_key, draw)),
+            MaskSource::Device => {
+                if draw == 0 {
+                    self.reseed_device(like.device(), step_key)?;
                 }
-            });
-        Tensor::from_vec(keep, like.shape(), like.device())
+                self.device_uniforms(like)?.ge(p)
+            }
+        }
     }
+
+    /// Restarts the device's generator at `key`, so that the step's masks, drawn in the
+    /// forward pass's order, are a function of (seed, step) alone.
+    fn reseed_device(&self, device: &Device, key: u64) -> Result<()> {
+        if device.is_cpu() {
+            *lock(&self.cpu_uniforms) = ChaCha8Rng::seed_from_u64(key);
+            Ok(())
+        } else {
+            device.set_seed(key)
+        }
+    }
+
+    /// `f32` numbers uniform on [0, 1) of `like`'s shape, drawn where `like` lives.
+    fn device_uniforms(&self, like: &Tensor) -> Result<Tensor> {
+        if !like.device().is_cpu() {
+            return Tensor::rand(0f32, 1f32, like.shape(), like.device());
+        }
+        let mut rng = lock(&self.cpu_uniforms);
+        let uniforms = (0..like.elem_count())
+            .map(|_| rng.random::<f32>())
+            .collect();
+        Tensor::from_vec(uniforms, like.shape(), like.device())
+    }
+}
+
+/// `mutex`'s guard, also after a panic elsewhere (a generator's state cannot be left torn).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The host's keep-mask of `like`'s shape for `key`: independent ChaCha8 blocks filled in
+/// parallel, an element dropped where its `u32` falls below `p · 2³²`.
+fn host_keep_mask(like: &Tensor, p: f64, key: u64) -> Result<Tensor> {
+    let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+    let mut keep = vec![0u8; like.elem_count()];
+    keep.par_chunks_mut(MASK_BLOCK)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(key, block as u64));
+            for k in out {
+                *k = u8::from(rng.next_u32() >= threshold);
+            }
+        });
+    Tensor::from_vec(keep, like.shape(), like.device())
 }
 
 /// SplitMix64 of `a` combined with `b`: independent-looking keys from counters.
@@ -331,39 +402,70 @@ mod tests {
         Ok((keep, zeros / like.elem_count() as f64))
     }
 
+    /// Both sources run on the CPU: the device's path forced on, with the CPU's stand-in for the
+    /// device's generator (everything but cuRAND's call is the path a GPU runs).
+    const SOURCES: [MaskSource; 2] = [MaskSource::Host, MaskSource::Device];
+
     #[test]
     fn masks_drop_at_the_rate_asked_and_scale_the_rest() -> Result<()> {
-        let rng = Arc::new(DropoutRng::new(7));
-        for p in [0.1, 0.5, 0.9] {
-            let (_, dropped) = dropped_fraction(&rng, &[1000, 300], p)?;
-            assert!((dropped - p).abs() < 0.005, "p = {p}: dropped {dropped}");
-            let ones = Tensor::ones((1000, 300), DType::F32, &Device::Cpu)?;
-            let kept_value = Dropout::new(p, &rng)
-                .forward_t(&ones, true)?
-                .max_all()?
-                .to_scalar::<f32>()?;
-            assert!((f64::from(kept_value) - 1.0 / (1.0 - p)).abs() < 1e-6);
+        for source in SOURCES {
+            let rng = Arc::new(DropoutRng::new(7, source));
+            for p in [0.1, 0.5, 0.9] {
+                let (_, dropped) = dropped_fraction(&rng, &[1000, 300], p)?;
+                assert!(
+                    (dropped - p).abs() < 0.005,
+                    "{source:?}, p = {p}: dropped {dropped}"
+                );
+                let ones = Tensor::ones((1000, 300), DType::F32, &Device::Cpu)?;
+                let kept = Dropout::new(p, &rng).forward_t(&ones, true)?;
+                let (low, high) = (kept.min_all()?, kept.max_all()?);
+                assert_eq!(low.to_scalar::<f32>()?, 0.0, "{source:?}");
+                let scale = f64::from(high.to_scalar::<f32>()?);
+                assert!((scale - 1.0 / (1.0 - p)).abs() < 1e-6, "{source:?}");
+            }
         }
         Ok(())
     }
 
     #[test]
     fn masks_repeat_for_the_same_seed_stream_and_rank_only() -> Result<()> {
-        let draw = |seed, stream, skip| -> Result<Vec<u8>> {
-            let rng = DropoutRng::new(seed);
-            rng.set_stream(stream);
-            for _ in 0..skip {
-                dropped_fraction(&rng, &[10], 0.5)?;
+        for source in SOURCES {
+            let draw = |seed, stream, skip| -> Result<Vec<u8>> {
+                let rng = DropoutRng::new(seed, source);
+                rng.set_stream(stream);
+                for _ in 0..skip {
+                    dropped_fraction(&rng, &[10], 0.5)?;
+                }
+                dropped_fraction(&rng, &[200_000], 0.5)?.0.to_vec1::<u8>()
+            };
+            let base = draw(1, 5, 1)?;
+            assert_eq!(base, draw(1, 5, 1)?, "{source:?}");
+            assert_ne!(base, draw(2, 5, 1)?, "{source:?}");
+            assert_ne!(base, draw(1, 6, 1)?, "{source:?}");
+            assert_ne!(base, draw(1, 5, 0)?, "{source:?}");
+            // Blocks of one mask are not copies of each other.
+            assert_ne!(base[..MASK_BLOCK], base[MASK_BLOCK..2 * MASK_BLOCK]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_resumed_stream_draws_the_masks_of_an_uninterrupted_one() -> Result<()> {
+        for source in SOURCES {
+            let step = |rng: &DropoutRng, stream| -> Result<Vec<Vec<u8>>> {
+                rng.set_stream(stream);
+                (0..3)
+                    .map(|_| dropped_fraction(rng, &[5_000], 0.3)?.0.to_vec1::<u8>())
+                    .collect()
+            };
+            let uninterrupted = DropoutRng::new(11, source);
+            for stream in 0..4 {
+                step(&uninterrupted, stream)?;
             }
-            dropped_fraction(&rng, &[200_000], 0.5)?.0.to_vec1::<u8>()
-        };
-        let base = draw(1, 5, 1)?;
-        assert_eq!(base, draw(1, 5, 1)?);
-        assert_ne!(base, draw(2, 5, 1)?);
-        assert_ne!(base, draw(1, 6, 1)?);
-        assert_ne!(base, draw(1, 5, 0)?);
-        // Blocks of one mask are independent streams, not copies.
-        assert_ne!(base[..MASK_BLOCK], base[MASK_BLOCK..2 * MASK_BLOCK]);
+            let last = step(&uninterrupted, 4)?;
+            assert_eq!(last, step(&DropoutRng::new(11, source), 4)?, "{source:?}");
+            assert_ne!(last[0], last[1], "{source:?}: a step's sites draw apart");
+        }
         Ok(())
     }
 }

@@ -185,6 +185,11 @@ impl Builder {
         }
     }
 
+    /// The device the model's tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The compute precision of the model being built, shared by all its layers.
     pub fn compute(&self) -> Compute {
         self.compute.clone()

@@ -5,9 +5,9 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use common::{assert_same_step, seeded_normal, small_bert, small_ids, training_step};
-use lrlab_models::{Network, ResNet18, ResNetConfig};
+use lrlab_models::{BertClassifier, Network, ResNet18, ResNetConfig};
 
 /// cuBLAS and candle's CUDA kernels sum in other orders than the CPU's: f32 rounding.
 const F32_VALUES: f64 = 1e-4;
@@ -67,8 +67,35 @@ fn resnet_on_the_gpu_computes_the_cpus_step() {
     );
 }
 
+/// Without dropout: the GPU draws its masks from its own generator, so with dropout the two
+/// steps differ by design (the masks' own test is below).
 #[test]
 fn bert_on_the_gpu_computes_the_cpus_step() {
     let ids = small_ids(4, 32, &Device::Cpu);
-    compare("bert", |d| small_bert(9, d), &ids, 2, 6e-2);
+    compare("bert", |d| small_bert(9, 0.0, d), &ids, 2, 6e-2);
+}
+
+/// The GPU's dropout masks, drawn on the GPU: a function of (seed, step) alone — a fresh model
+/// at step 5 computes what one that went through steps 0–4 computes — and different per step.
+#[test]
+fn gpu_dropout_masks_repeat_for_the_same_seed_and_step() {
+    let gpu = gpu();
+    let ids = small_ids(4, 32, &gpu);
+    let logits = |model: &BertClassifier, step: u64| -> Vec<f32> {
+        model.set_dropout_stream(step);
+        let out = model.forward_t(&ids, true).unwrap();
+        out.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let uninterrupted = small_bert(3, 0.3, &gpu);
+    for step in 0..5 {
+        logits(&uninterrupted, step);
+    }
+    let at_five = logits(&uninterrupted, 5);
+    assert_eq!(at_five, logits(&small_bert(3, 0.3, &gpu), 5));
+    assert_ne!(at_five, logits(&uninterrupted, 6));
+    let evaluated = small_bert(3, 0.3, &gpu).forward_t(&ids, false).unwrap();
+    assert_ne!(
+        at_five,
+        evaluated.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
 }

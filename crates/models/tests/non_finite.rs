@@ -41,7 +41,7 @@ fn a_poisoned_tensor_is_found_by_name() {
         statistics.parameters().first_non_finite().unwrap(),
         Some("layer3.1.bn2.running_var")
     );
-    let bert = small_bert(0, &Device::Cpu);
+    let bert = small_bert(0, 0.1, &Device::Cpu);
     assert_eq!(bert.parameters().first_non_finite().unwrap(), None);
     poison(&bert, "classifier.bias", f32::NEG_INFINITY);
     assert_eq!(

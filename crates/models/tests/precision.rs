@@ -51,7 +51,7 @@ fn resnet_in_bf16_follows_f32() {
 #[test]
 fn bert_in_bf16_follows_f32_with_dropout_and_padding() {
     let device = Device::Cpu;
-    let model = small_bert(5, &device);
+    let model = small_bert(5, 0.1, &device);
     check(
         "bert",
         &model,

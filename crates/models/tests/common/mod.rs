@@ -74,13 +74,14 @@ pub fn assert_close(what: &str, actual: &Tensor, expected: &Tensor, tolerance: f
     );
 }
 
-/// A two-layer BERT of random weights (hidden 64, 4 heads, vocabulary 1000): the layers of the
-/// real one at a size every device test can afford, with no file to read.
-pub fn small_bert(seed: u64, device: &Device) -> BertClassifier {
+/// A two-layer BERT of random weights (hidden 64, 4 heads, vocabulary 1000) with dropout
+/// `dropout` everywhere: the layers of the real one at a size every device test can afford,
+/// with no file to read.
+pub fn small_bert(seed: u64, dropout: f64, device: &Device) -> BertClassifier {
     let config: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,
+        "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout, "max_position_embeddings": 64, "type_vocab_size": 2,
         "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0
     }))
     .unwrap();
