@@ -191,6 +191,45 @@ fn cifar10_smoke_protocol_survives_sigkill_and_refuses_a_second_process() {
     assert_protocol_complete(&root, 3);
 }
 
+/// The epochs of a run without their wall times.
+fn timeless_epochs(run: &Path) -> Vec<lrlab_runs::EpochRow> {
+    let mut rows = RunDir::new(run).read_epochs().unwrap();
+    for row in &mut rows {
+        row.epoch_seconds = 0.0;
+        row.examples_per_second = 0.0;
+    }
+    rows
+}
+
+/// One run of the smoke protocol (constant, seed 0) for `epochs` epochs into `out`, from `cwd`.
+fn one_run(cwd: &Path, out: &Path, epochs: &str) -> Command {
+    let mut command = xtask_in(cwd, &["cifar10", "--arms", "constant", "--seeds", "0"]);
+    command.args(["--epochs", epochs, "--preset", "smoke", "--device", "cpu", "--out"]);
+    command.arg(out);
+    command
+}
+
+/// What a run computed: its epochs without their wall times, and its last weights.
+fn computed(run: &Path) -> (Vec<lrlab_runs::EpochRow>, Vec<u8>) {
+    let epochs = timeless_epochs(run);
+    let last = format!("checkpoint/epoch-{:04}/weights.safetensors", epochs.len());
+    (epochs, std::fs::read(run.join(last)).unwrap())
+}
+
+#[test]
+fn a_run_repeats_bit_for_bit_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    for out in [&first, &second] {
+        success(one_run(dir.path(), out, "3").output().unwrap());
+    }
+    let run = "cifar10/constant/seed-0";
+    assert!(
+        computed(&first.join(run)) == computed(&second.join(run)),
+        "two processes trained the same run to different numbers"
+    );
+}
+
 #[test]
 fn imdb_smoke_protocol_completes() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@ use gemm::Parallelism;
 
 use super::conv_products::conv2d_with_product_gradients;
 use super::product::{Matrix, matmul};
+use super::sum_in_order;
 use rayon::prelude::*;
 
 /// The geometry of a square convolution of a `(N, C, H, W)` input into `C_out` channels.
@@ -269,29 +270,31 @@ fn input_gradient(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// `∂w (C_out, C, k, k)` from the input `x` and the output's gradient `dy`: each thread sums
-/// its chunks' `∂Y · colsᵀ`, then the threads' sums are added.
+/// `∂w (C_out, C, k, k)` from the input `x` and the output's gradient `dy`: the chunks are cut
+/// into one run of consecutive chunks per thread, each run sums its chunks' `∂Y · colsᵀ` in
+/// place, and the runs' sums are added in order (a fixed grouping: the same numbers every time).
 fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (plane, rows, out) = (g.plane(), g.rows(), g.out_channels);
     let (chunk, parallelism) = (g.chunk(), g.parallelism());
-    x.par_chunks(chunk * g.image())
-        .zip(dy.par_chunks(chunk * out * plane))
-        .fold(
-            || (vec![0f32; out * rows], Vec::new(), Vec::new()),
-            |(mut dw, mut cols, mut gathered), (x, dy)| {
+    let chunks: Vec<(&[f32], &[f32])> = x
+        .chunks(chunk * g.image())
+        .zip(dy.chunks(chunk * out * plane))
+        .collect();
+    let per_thread = chunks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let parts = chunks
+        .par_chunks(per_thread)
+        .map(|run| {
+            let (mut dw, mut cols, mut gathered) = (vec![0f32; out * rows], vec![], vec![]);
+            for &(x, dy) in run {
                 let part = g.of(x.len() / g.image());
                 let columns = chunk_columns(&part, x, &mut cols);
                 let dy = chunk_gradient(&part, dy, &mut gathered);
                 matmul(&mut dw, dy, columns.t(), true, parallelism);
-                (dw, cols, gathered)
-            },
-        )
-        .map(|(dw, _, _)| dw)
-        .reduce_with(|mut sum, dw| {
-            sum.iter_mut().zip(&dw).for_each(|(s, d)| *s += d);
-            sum
+            }
+            dw
         })
-        .unwrap_or_else(|| vec![0f32; out * rows])
+        .collect();
+    sum_in_order(parts, out * rows)
 }
 
 /// The elements of a contiguous `f32` or `bf16` CPU tensor as `f32`, widened if need be.

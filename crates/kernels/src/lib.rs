@@ -82,6 +82,18 @@ pub(crate) fn par_zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sy
     out
 }
 
+/// The element-wise sum of `parts` (each `len` long), added in their order. A parallel sum
+/// must end this way: rayon's `reduce` and `fold` group the parts as its work-stealing split
+/// them, so floating-point sums would change from one run to the next.
+pub(crate) fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut parts = parts.into_iter();
+    let mut sum = parts.next().unwrap_or_else(|| vec![0.0; len]);
+    for part in parts {
+        sum.iter_mut().zip(&part).for_each(|(s, p)| *s += p);
+    }
+    sum
+}
+
 /// The contiguous elements of type `T` of `storage` under `layout`, or an error naming
 /// operation `op`.
 pub(crate) fn cpu_slice<'a, T: WithDType>(

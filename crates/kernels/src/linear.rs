@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{cpu_slice, serves_f32};
+use super::{cpu_slice, serves_f32, sum_in_order};
 
 /// `x Wᵀ + b` over the last dimension of `x`, `weight` being `(out, in)` and `bias` `(out,)`;
 /// differentiable in all three. The bias is added by one fused operation for `f32` on the CPU,
@@ -90,9 +90,10 @@ impl CustomOp2 for BiasAdd {
 }
 
 /// The sums of the columns of the row-major `(rows, n)` matrix `dy`: each task sums a block of
-/// rows, the blocks' sums are added last.
+/// rows, the blocks' sums are added last, in order.
 fn column_sums(dy: &[f32], n: usize) -> Vec<f32> {
-    dy.par_chunks(n * ROWS)
+    let blocks = dy
+        .par_chunks(n * ROWS)
         .map(|block| {
             let mut sums = vec![0f32; n];
             for row in block.chunks(n) {
@@ -102,13 +103,8 @@ fn column_sums(dy: &[f32], n: usize) -> Vec<f32> {
             }
             sums
         })
-        .reduce(
-            || vec![0f32; n],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+        .collect();
+    sum_in_order(blocks, n)
 }
 
 #[cfg(test)]
