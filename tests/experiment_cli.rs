@@ -204,7 +204,9 @@ fn timeless_epochs(run: &Path) -> Vec<lrlab_runs::EpochRow> {
 /// One run of the smoke protocol (constant, seed 0) for `epochs` epochs into `out`, from `cwd`.
 fn one_run(cwd: &Path, out: &Path, epochs: &str) -> Command {
     let mut command = xtask_in(cwd, &["cifar10", "--arms", "constant", "--seeds", "0"]);
-    command.args(["--epochs", epochs, "--preset", "smoke", "--device", "cpu", "--out"]);
+    command.args([
+        "--epochs", epochs, "--preset", "smoke", "--device", "cpu", "--out",
+    ]);
     command.arg(out);
     command
 }
@@ -227,6 +229,49 @@ fn a_run_repeats_bit_for_bit_in_another_process() {
     assert!(
         computed(&first.join(run)) == computed(&second.join(run)),
         "two processes trained the same run to different numbers"
+    );
+}
+
+#[test]
+fn sigterm_stops_before_the_next_step_keeping_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stopped, whole) = (dir.path().join("stopped"), dir.path().join("whole"));
+    let mut child = one_run(dir.path(), &stopped, "12")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = stopped.join("cifar10/constant/seed-0");
+    wait_for(&run.join("checkpoint/latest.json"), &mut child);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + 15), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    let kept = record(&stopped.join("cifar10"), "constant", 0);
+    assert_eq!(kept.status, Status::Running);
+    assert!((1..12).contains(&kept.epochs_done), "{}", kept.epochs_done);
+    assert!(
+        stderr.contains(&format!(
+            "kept its checkpoint of epoch {}",
+            kept.epochs_done
+        )),
+        "{stderr}"
+    );
+    assert!(!run.join(".lock").exists(), "the lock outlived the process");
+    assert_eq!(timeless_epochs(&run).len(), kept.epochs_done as usize);
+
+    success(one_run(dir.path(), &stopped, "12").output().unwrap());
+    let resumed = record(&stopped.join("cifar10"), "constant", 0);
+    assert_eq!((resumed.status, resumed.resumed), (Status::Complete, 1));
+    success(one_run(dir.path(), &whole, "12").output().unwrap());
+    assert!(
+        computed(&run) == computed(&whole.join("cifar10/constant/seed-0")),
+        "the run stopped by SIGTERM and resumed differs from an uninterrupted one"
     );
 }
 

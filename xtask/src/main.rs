@@ -8,6 +8,7 @@ mod data;
 mod device;
 mod evaluate;
 mod experiment;
+mod interrupt;
 mod schedule;
 mod speed;
 mod tasks;
@@ -57,7 +58,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<interrupt::Interrupted>() {
+                Some(interrupted) => ExitCode::from(interrupted.exit_status()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -21,4 +21,4 @@ pub use device::DeviceChoice;
 pub use error::{Result, TrainError};
 pub use optim::{Adam, Agreement};
 pub use progress::Progress;
-pub use train::{Data, Options, Outcome, Run, Score, compute_dtype, evaluate, train};
+pub use train::{Data, Options, Outcome, Run, Score, StopRequest, compute_dtype, evaluate, train};

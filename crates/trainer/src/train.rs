@@ -2,6 +2,8 @@
 //! observations after every step and epoch, evaluation, rows and a checkpoint after every
 //! epoch, and resume from the last one — for a run whose specification says all of it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
@@ -120,12 +122,43 @@ fn hits(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
         .sum_all()
 }
 
+/// A request to stop training early, shared with whoever makes it (a signal handler, another
+/// thread): a run that sees it stops before its next optimizer step, keeps the checkpoint of
+/// its last finished epoch, ends as `running` and resumes from there when trained again.
+#[derive(Clone, Debug, Default)]
+pub struct StopRequest(Arc<AtomicBool>);
+
+impl StopRequest {
+    /// A request not yet made.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The flag that makes the request when set (for instance by `signal-hook`).
+    pub fn flag(&self) -> &Arc<AtomicBool> {
+        &self.0
+    }
+
+    /// Makes the request.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the request has been made.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Options of a call to [`train`] that do not change its results.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Stop (status `running`, resumable) after this epoch: for tests of resume and for
     /// time-boxed jobs.
     pub stop_after: Option<u32>,
+    /// Stop (status `running`, resumable) before the next step once this is requested: what
+    /// `SIGTERM` asks of a job that a cluster scheduler is about to preempt or time out.
+    pub stop: StopRequest,
     /// How progress is shown.
     pub progress: Progress,
     /// The git commit of the code, recorded where known.
@@ -253,6 +286,16 @@ impl std::fmt::Display for Divergence {
     }
 }
 
+/// How an epoch's steps ended.
+enum EpochSteps {
+    /// Every step taken, the model finite.
+    Trained(Trained),
+    /// The model diverged.
+    Diverged(DivergedEpoch),
+    /// A [`StopRequest`] came before the epoch's last step: nothing of it is kept.
+    Interrupted,
+}
+
 /// An epoch in which the model diverged: why, and the steps it took.
 struct DivergedEpoch {
     divergence: Divergence,
@@ -270,7 +313,7 @@ impl DivergedEpoch {
 enum Ending {
     /// Every planned epoch trained.
     Complete,
-    /// Stopped early as asked; resumable.
+    /// Stopped early as asked (after an epoch, or by a [`StopRequest`]); resumable.
     Stopped,
     /// Diverged; the run ends here.
     Diverged(Divergence),
@@ -429,8 +472,9 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             let epoch = self.state.epoch + 1;
             let started = Instant::now();
             let trained = match self.train_epoch(epoch)? {
-                Ok(trained) => trained,
-                Err(diverged) => return self.diverged(diverged),
+                EpochSteps::Trained(trained) => trained,
+                EpochSteps::Diverged(diverged) => return self.diverged(diverged),
+                EpochSteps::Interrupted => return Ok(Ending::Stopped),
             };
             if let Some(diverged) = self.finish_epoch(epoch, started, trained)? {
                 return self.diverged(diverged);
@@ -450,9 +494,9 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         Ok(Ending::Diverged(diverged.divergence))
     }
 
-    /// The optimizer steps of `epoch`, or why the model diverged during them: a step's loss, or
-    /// a tensor once the steps are done.
-    fn train_epoch(&mut self, epoch: u32) -> Result<std::result::Result<Trained, DivergedEpoch>> {
+    /// The optimizer steps of `epoch`; or why the model diverged during them (a step's loss, or
+    /// a tensor once the steps are done); or that a stop was requested before one of them.
+    fn train_epoch(&mut self, epoch: u32) -> Result<EpochSteps> {
         let plan = &self.spec.train;
         let seed = self.spec.seed;
         let batches = epoch_batches(
@@ -476,12 +520,17 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         let mut new_steps = Vec::with_capacity(batches.len());
         let mut losses = Vec::with_capacity(batches.len());
         for indices in &batches {
+            if self.options.stop.is_requested() {
+                return Ok(EpochSteps::Interrupted);
+            }
             let Stepped { row, loss, hits } = self.step(indices, epoch, augment)?;
             new_steps.push(row);
             losses.push(loss);
             let Some(hits) = hits else {
                 let divergence = Divergence::Loss { step: row.step };
-                return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
+                return Ok(EpochSteps::Diverged(DivergedEpoch::new(
+                    divergence, new_steps,
+                )));
             };
             correct = (correct + hits)?;
             lr = row.lr;
@@ -500,7 +549,9 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
             let divergence = Divergence::Loss {
                 step: new_steps[first].step,
             };
-            return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
+            return Ok(EpochSteps::Diverged(DivergedEpoch::new(
+                divergence, new_steps,
+            )));
         }
         let loss_sum: f64 = new_steps
             .iter()
@@ -510,10 +561,12 @@ impl<'a, M: Network + ?Sized, E: Examples + ?Sized> Session<'a, M, E> {
         if let Some(name) = self.model.parameters().first_non_finite()? {
             let name = name.to_owned();
             let divergence = Divergence::Tensor { epoch, name };
-            return Ok(Err(DivergedEpoch::new(divergence, new_steps)));
+            return Ok(EpochSteps::Diverged(DivergedEpoch::new(
+                divergence, new_steps,
+            )));
         }
         let seen = batches.iter().map(Vec::len).sum::<usize>() as f64;
-        Ok(Ok(Trained {
+        Ok(EpochSteps::Trained(Trained {
             lr,
             train_loss: loss_sum / seen,
             train_acc: f64::from(correct.to_scalar::<u32>()?) / seen,

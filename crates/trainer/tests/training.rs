@@ -6,9 +6,10 @@ mod common;
 
 use std::path::Path;
 
+use candle_core::Device;
 use common::{
-    cifar, imdb, minilm, minilm_settings, plan, resnet, resnet_settings, spec, train_on,
-    train_quietly,
+    cifar, imdb, minilm, minilm_settings, plan, quiet, resnet, resnet_settings, spec, train_on,
+    train_quietly, train_with,
 };
 use lrlab_datasets::Examples;
 use lrlab_models::Network;
@@ -184,9 +185,19 @@ fn assert_resume_is_exact<E: Examples, M: Network>(
     assert_eq!((first.status, first.epochs_done), (Status::Running, 1));
     let record = |run: &RunDir| run.read_record().unwrap().unwrap();
     assert_eq!(record(&parts).status, Status::Running);
+
+    // A stop requested (as by SIGTERM) before the next step: nothing trained, nothing lost.
+    let stopping = quiet();
+    stopping.stop.request();
+    let on_disk = (parts.read_epochs().unwrap(), parts.read_steps().unwrap());
+    let stopped = train_with(&new_model(), data, spec, &parts, &Device::Cpu, &stopping).unwrap();
+    assert_eq!((stopped.status, stopped.epochs_done), (Status::Running, 1));
+    assert_eq!(record(&parts).status, Status::Running);
+    assert!((parts.read_epochs().unwrap(), parts.read_steps().unwrap()) == on_disk);
+
     let rest = train_quietly(&new_model(), data, spec, &parts, None);
     assert_eq!((rest.status, rest.epochs_done), (Status::Complete, 3));
-    assert_eq!(record(&parts).resumed, 1);
+    assert_eq!(record(&parts).resumed, 2);
     assert!(
         timeless(&parts) == timeless(&whole),
         "a resumed run differs from an uninterrupted one"

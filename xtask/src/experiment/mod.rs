@@ -18,6 +18,7 @@ use lrlab_trainer::{Options, Outcome, Progress, Run, train};
 
 use crate::checkout;
 use crate::device::DeviceArg;
+use crate::interrupt::Termination;
 use crate::tasks::{Loaded, Task};
 pub use config::Experiment;
 use config::Overrides;
@@ -93,6 +94,7 @@ impl Args {
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
+    let termination = Termination::listen()?;
     let started = Instant::now();
     let (mut experiment, origin) = read_experiment(args)?;
     let device = args.device.device()?;
@@ -150,6 +152,7 @@ pub fn run(args: &Args) -> Result<()> {
         analysis: experiment.analysis(),
         device: &device,
         threshold: experiment.threshold,
+        termination: &termination,
         started: Instant::now(),
     };
     let finished = protocol.run(&planned)?;
@@ -201,11 +204,15 @@ fn prepare_out(out: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("--out {}: cannot create the folder; {fix}", out.display()))?;
-    let probe = out.join(format!(".write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
+    // A name no other process picks, on this machine or another sharing the folder.
+    let probe = tempfile::Builder::new()
+        .prefix(".write-test-")
+        .tempfile_in(out)
         .with_context(|| format!("--out {}: cannot write in it; {fix}", out.display()))?;
-    std::fs::remove_file(&probe)
-        .with_context(|| format!("--out {}: cannot delete {}", out.display(), probe.display()))
+    let path = probe.path().to_owned();
+    probe
+        .close()
+        .with_context(|| format!("--out {}: cannot delete {}", out.display(), path.display()))
 }
 
 /// Stops the command when run directories of the plan hold runs of other specifications, or
@@ -238,6 +245,8 @@ struct Protocol<'a> {
     analysis: AnalysisPlan,
     device: &'a Device,
     threshold: f64,
+    /// Stops the protocol between two steps at `SIGTERM` or Ctrl-C.
+    termination: &'a Termination,
     started: Instant,
 }
 
@@ -249,16 +258,19 @@ struct Finished {
 }
 
 impl Protocol<'_> {
-    /// Trains the planned runs one after the other; returns each one's outcome.
+    /// Trains the planned runs one after the other; returns each one's outcome, or
+    /// [`Interrupted`](crate::interrupt::Interrupted) naming the run a signal stopped.
     fn run(&self, planned: &[Planned]) -> Result<Vec<Finished>> {
         let data = self.loaded.data(true);
         let options = Options {
             stop_after: None,
+            stop: self.termination.stop().clone(),
             progress: Progress::Auto,
             git_commit: checkout::commit(&config::default_relative(self.task.name())),
         };
         let mut finished = Vec::new();
         for (index, run) in planned.iter().enumerate() {
+            self.termination.check()?;
             let spec = &run.spec;
             eprintln!(
                 "[run {}/{}{}] {} seed {}",
@@ -280,6 +292,14 @@ impl Protocol<'_> {
             let outcome = train(&*model, &data, job, self.device, &options)
                 .with_context(|| format!("run {}", run.dir.path().display()))?;
             drop(lock);
+            self.termination.check().with_context(|| {
+                format!(
+                    "run {} kept its checkpoint of epoch {} and resumes there when the \
+                     command runs again",
+                    run.dir.path().display(),
+                    outcome.epochs_done
+                )
+            })?;
             let done = Finished {
                 arm: spec.arm.clone(),
                 seed: spec.seed,

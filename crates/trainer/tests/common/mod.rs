@@ -16,7 +16,7 @@ use lrlab_runs::{
     RunSpec, SplitSizes, TrainPlan,
 };
 use lrlab_schedulers::SchedulerConfig;
-use lrlab_trainer::{Data, Options, Outcome, Progress, Run, train};
+use lrlab_trainer::{Data, Options, Outcome, Progress, Run, StopRequest, train};
 
 pub const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
@@ -174,16 +174,37 @@ pub fn train_on<E: Examples>(
 ) -> lrlab_trainer::Result<Outcome> {
     let options = Options {
         stop_after,
+        ..quiet()
+    };
+    train_with(model, data, spec, dir, device, &options)
+}
+
+/// Options without progress output, stopping only at the end.
+pub fn quiet() -> Options {
+    Options {
+        stop_after: None,
+        stop: StopRequest::new(),
         progress: Progress::Quiet,
         git_commit: None,
-    };
+    }
+}
+
+/// Trains `model` as `spec` says into `dir` on `device` with `options`.
+pub fn train_with<E: Examples>(
+    model: &impl Network,
+    data: &Data<'_, E>,
+    spec: &RunSpec,
+    dir: &RunDir,
+    device: &Device,
+    options: &Options,
+) -> lrlab_trainer::Result<Outcome> {
     let analysis = analysis();
     let run = Run {
         spec,
         analysis: &analysis,
         dir,
     };
-    train(model, data, run, device, &options)
+    train(model, data, run, device, options)
 }
 
 /// [`train_on`] the CPU, which must succeed.
