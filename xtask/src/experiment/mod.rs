@@ -273,12 +273,13 @@ impl Protocol<'_> {
             self.termination.check()?;
             let spec = &run.spec;
             eprintln!(
-                "[run {}/{}{}] {} seed {}",
+                "[run {}/{}{}] {} seed {} in {}",
                 index + 1,
                 planned.len(),
                 self.eta(index, planned.len()),
                 spec.arm,
-                spec.seed
+                spec.seed,
+                run.dir.path().display()
             );
             let lock = RunLock::take(run.dir.path())?;
             let model = self
@@ -292,20 +293,15 @@ impl Protocol<'_> {
             let outcome = train(&*model, &data, job, self.device, &options)
                 .with_context(|| format!("run {}", run.dir.path().display()))?;
             drop(lock);
-            self.termination.check().with_context(|| {
-                format!(
-                    "run {} kept its checkpoint of epoch {} and resumes there when the \
-                     command runs again",
-                    run.dir.path().display(),
-                    outcome.epochs_done
-                )
-            })?;
             let done = Finished {
                 arm: spec.arm.clone(),
                 seed: spec.seed,
                 outcome,
             };
             println!("{}", run_line(&done, self.threshold));
+            self.termination
+                .check()
+                .with_context(|| stopped_after(run, &done.outcome))?;
             finished.push(done);
         }
         Ok(finished)
@@ -320,6 +316,26 @@ impl Protocol<'_> {
                 format!(", ETA {:.0} s", per_run * (total - index) as f64)
             }
         }
+    }
+}
+
+/// What a signal that stopped the protocol after training `run` left of it.
+fn stopped_after(run: &Planned, outcome: &Outcome) -> String {
+    let folder = run.dir.path().display();
+    match outcome.status {
+        Status::Running if outcome.epochs_done == 0 => format!(
+            "run {folder} had finished no epoch yet and starts from the beginning when the \
+             command runs again"
+        ),
+        Status::Running => format!(
+            "run {folder} kept its checkpoint of epoch {} and resumes there when the command \
+             runs again",
+            outcome.epochs_done
+        ),
+        status => format!(
+            "run {folder} ended ({status}) before the signal was seen; the runs after it start \
+             when the command runs again"
+        ),
     }
 }
 
