@@ -28,7 +28,7 @@ pub fn rate(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A sequence length with room for [CLS] and [SEP]: at least 2.
+/// A sequence length with room for `[CLS]` and `[SEP]`: at least 2.
 pub fn tokens(text: &str) -> Result<usize, String> {
     let value: usize = text
         .parse()

@@ -234,7 +234,9 @@ impl EncoderLayer {
 
 /// transformers' `BertForSequenceClassification`. Input `(B, L)` token ids (u32), output
 /// `(B, num_labels)` logits. Dropout (hidden, attention, classifier) is active when
-/// `forward_t(.., true)` and draws from the model's seeded [`DropoutRng`].
+/// `forward_t(.., true)`; its masks are a function of the model's seed and the step set by
+/// [`set_dropout_stream`](Self::set_dropout_stream) (drawn on the host on the CPU, by the
+/// device's own generator on a GPU).
 #[derive(Clone, Debug)]
 pub struct BertClassifier {
     config: BertConfig,

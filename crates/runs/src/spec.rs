@@ -156,7 +156,7 @@ fn main() -> String {
 
 impl DataSettings {
     /// Checks what can be checked before the data are loaded: a validation fraction in (0, 1),
-    /// limits of at least one example, room for [CLS] and [SEP]. An error names the key as a
+    /// limits of at least one example, room for `[CLS]` and `[SEP]`. An error names the key as a
     /// path into the specification (`data.limit_train`).
     pub fn check(&self) -> Result<(), SpecError> {
         check(
