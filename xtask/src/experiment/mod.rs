@@ -94,7 +94,6 @@ impl Args {
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
-    let termination = Termination::listen()?;
     let started = Instant::now();
     let (mut experiment, origin) = read_experiment(args)?;
     let device = args.device.device()?;
@@ -145,6 +144,9 @@ pub fn run(args: &Args) -> Result<()> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    // From here on a signal stops the protocol between two steps; before, while the data load
+    // and the runs are checked, it ends the command at once (nothing is written yet).
+    let termination = Termination::listen()?;
     let protocol = Protocol {
         task: args.task,
         hub: &hub,
