@@ -39,7 +39,12 @@ const CHUNK_COLUMNS: usize = 256;
 impl Geometry {
     /// The output's height and width.
     pub fn output(&self) -> (usize, usize) {
-        let out = |size: usize| (size + 2 * self.padding - self.kernel) / self.stride + 1;
+        let params = ConvParams {
+            padding: self.padding,
+            stride: self.stride,
+            ..ConvParams::default()
+        };
+        let out = |size| params.output_size(size, self.kernel);
         (out(self.height), out(self.width))
     }
 
@@ -408,6 +413,14 @@ pub struct ConvParams {
     pub dilation: usize,
     /// Channel groups convolved separately.
     pub groups: usize,
+}
+
+impl ConvParams {
+    /// The output's side for an input side `size` and a `kernel × kernel` kernel, as PyTorch's
+    /// `Conv2d` documents it: `⌊(size + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1`.
+    pub fn output_size(&self, size: usize, kernel: usize) -> usize {
+        (size + 2 * self.padding - self.dilation * (kernel - 1) - 1) / self.stride + 1
+    }
 }
 
 impl Default for ConvParams {

@@ -158,7 +158,7 @@ impl ConvSpec {
 
     /// The output's side.
     fn out_size(&self) -> usize {
-        (self.size + 2 * self.padding - self.kernel) / self.stride + 1
+        self.params().output_size(self.size, self.kernel)
     }
 
     /// Multiply-adds of the forward pass, times two; the backward pass does twice as many.
