@@ -3,8 +3,9 @@
 
     python3 crates/schedulers/scripts/pytorch_step_cost.py
 
-Uses the parameters of tests/fixtures/representative.toml where PyTorch has the schedule.
-Run it right after the benchmark on a quiet machine and compare the two per kind.
+Uses the parameters of each schedule's first example (`ScheduleConfig::examples` in its file,
+benchmark `observe/<kind>/0`) where PyTorch has the schedule. Run it right after the
+benchmark on a quiet machine and compare the two per kind.
 """
 
 import timeit
@@ -28,7 +29,7 @@ SCHEDULES = {
     "polynomial": lambda o: S.PolynomialLR(o, total_iters=8, power=2.0),
     "sequential": lambda o: S.SequentialLR(
         o, [S.LinearLR(o, start_factor=0.2, total_iters=3), S.CosineAnnealingLR(o, T_max=10)], [3]),
-    "plateau": lambda o: S.ReduceLROnPlateau(o, mode="max", patience=1, threshold_mode="abs", threshold=0.01),
+    "plateau": lambda o: S.ReduceLROnPlateau(o, patience=1, cooldown=1),
 }
 CALLS = 20000
 

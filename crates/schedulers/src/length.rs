@@ -225,17 +225,6 @@ impl Span {
     }
 }
 
-/// What the registry asks of every schedule's configuration: the clock its lengths count, and
-/// the same configuration with every [`Length`] resolved against a stretch of training.
-pub(crate) trait Lengths: Sized {
-    /// The clock the schedule ticks on (for composite schedules, the finest of theirs): the one
-    /// the built schedule's [`Scheduler::interval`](crate::Scheduler::interval) reports.
-    fn clock(&self) -> Interval;
-
-    /// The configuration with its lengths in ticks, for a schedule that runs over `span`.
-    fn resolve(&self, span: Span) -> Result<Self, ConfigError>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

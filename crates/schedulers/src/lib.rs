@@ -99,28 +99,27 @@ macro_rules! serde_defaults {
     };
 }
 
-/// Implements the crate's `Lengths` for a schedule's configuration: `clock`, a function of the
-/// configuration, gives the clock its lengths count, and each field listed is a [`Length`]
-/// resolved against the run's span, at least its minimum (`t_max >= 1`, `patience >= 0`).
+/// Implements [`ScheduleConfig::clock`] and [`ScheduleConfig::resolve`] inside a
+/// configuration's `impl ScheduleConfig`: `clock`, a function of the configuration, gives the
+/// clock its lengths count, and each field listed is a [`Length`] resolved against the run's
+/// span, at least its minimum (`t_max >= 1`, `patience >= 0`).
 macro_rules! lengths {
-    ($config:ty, clock = $clock:expr, [$($field:ident >= $min:literal),* $(,)?]) => {
-        impl $crate::length::Lengths for $config {
-            fn clock(&self) -> $crate::observation::Interval {
-                let clock: fn(&$config) -> $crate::observation::Interval = $clock;
-                clock(self)
-            }
+    (clock = $clock:expr, [$($field:ident >= $min:literal),* $(,)?]) => {
+        fn clock(&self) -> $crate::observation::Interval {
+            let clock: fn(&Self) -> $crate::observation::Interval = $clock;
+            clock(self)
+        }
 
-            fn resolve(
-                &self,
-                span: $crate::length::Span,
-            ) -> Result<Self, $crate::error::ConfigError> {
-                let clock = $crate::length::Lengths::clock(self);
-                let _ = (span, clock); // a configuration without lengths reads neither
-                Ok(Self {
-                    $($field: self.$field.resolve(stringify!($field), span, clock, $min)?,)*
-                    ..self.clone()
-                })
-            }
+        fn resolve(
+            &self,
+            span: $crate::length::Span,
+        ) -> Result<Self, $crate::error::ConfigError> {
+            let clock = $crate::scheduler::ScheduleConfig::clock(self);
+            let _ = (span, clock); // a configuration without lengths reads neither
+            Ok(Self {
+                $($field: self.$field.resolve(stringify!($field), span, clock, $min)?,)*
+                ..self.clone()
+            })
         }
     };
 }
@@ -130,6 +129,7 @@ mod float;
 mod length;
 mod observation;
 mod rate;
+#[macro_use]
 mod registry;
 mod scheduler;
 pub mod schedules;
@@ -138,6 +138,5 @@ pub use error::ConfigError;
 pub use length::{Length, Span};
 pub use observation::{EpochEnd, Interval, Observation, Signal, Signals, StepEnd};
 pub use rate::Rate;
-pub use registry::{AnyScheduler, SchedulerConfig};
-pub use scheduler::{Clock, Scheduler, Ticking};
+pub use scheduler::{Clock, RateBounds, ScheduleConfig, Scheduler, Ticking};
 pub use schedules::*;

@@ -1,20 +1,32 @@
-//! Every schedule under one name: [`SchedulerConfig`] to configure one, [`AnyScheduler`] to
-//! run and save it.
+//! The registry of schedules: the `registry!` macro that declares every schedule once — its
+//! module, `kind` tag, configuration and scheduler — and generates [`SchedulerConfig`] and
+//! [`AnyScheduler`](crate::AnyScheduler) with their dispatch. It is invoked in
+//! `schedules/mod.rs`, one line a schedule.
 
 use crate::error::{ConfigError, ensure};
-use crate::length::{Lengths, Span};
-use crate::observation::{EpochEnd, Interval, Observation, Signals, StepEnd};
+use crate::length::Span;
+use crate::observation::{EpochEnd, Observation, StepEnd};
 use crate::scheduler::Scheduler;
-use crate::schedules::*;
-use serde::{Deserialize, Serialize};
+use crate::schedules::SchedulerConfig;
 
-/// Declares each schedule once: its `kind` tag, its configuration and its scheduler, and how
-/// the one builds the other. Generates both enums and their dispatch.
+/// Declares each schedule once: the module (file) that holds it, then per schedule its `kind`
+/// tag, its configuration (a [`ScheduleConfig`](crate::ScheduleConfig)) and the scheduler
+/// that builds, with an optional doc comment (the variants' docs link the types either way). Declares the modules, re-exports their public items and generates
+/// `SchedulerConfig` and `AnyScheduler` with their dispatch.
 macro_rules! registry {
     ($(
-        $(#[doc = $doc:literal])*
-        $tag:literal => $variant:ident($config:ty, $scheduler:ty) = |$c:ident, $lr:pat_param| $build:expr;
+        mod $module:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $tag:literal => $variant:ident($config:ident, $scheduler:ident),
+            )+
+        }
     )*) => {
+        $(
+            pub mod $module;
+            pub use $module::*;
+        )*
+
         /// A schedule's configuration, as written in a `[scheduler]` table: `kind` names the
         /// schedule, the other keys are its parameters (unknown keys are rejected).
         ///
@@ -26,72 +38,97 @@ macro_rules! registry {
         /// "#).unwrap();
         /// assert_eq!(config.kind(), "cosine");
         /// ```
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(tag = "kind")]
         pub enum SchedulerConfig {
-            $(
+            $($(
                 $(#[doc = $doc])*
+                #[doc = concat!("\n\n`kind = \"", $tag, "\"`: see [`", stringify!($config), "`].")]
                 #[serde(rename = $tag)]
                 $variant($config),
-            )*
+            )+)*
         }
 
         /// Any schedule, built and running. Serializes with its whole state: a deserialized
         /// copy continues bit for bit where the original stood. (With `serde_json`, enable its
         /// `float_roundtrip` feature: its default float parser may miss by one ulp.)
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(tag = "kind")]
         pub enum AnyScheduler {
-            $(
+            $($(
                 $(#[doc = $doc])*
+                #[doc = concat!("\n\n`kind = \"", $tag, "\"`: see [`", stringify!($scheduler), "`].")]
                 #[serde(rename = $tag)]
                 $variant($scheduler),
-            )*
+            )+)*
         }
 
         impl SchedulerConfig {
             /// Every `kind` tag, in declaration order.
-            pub const KINDS: &'static [&'static str] = &[$($tag),*];
+            pub const KINDS: &'static [&'static str] = &[$($($tag,)+)*];
 
             /// The `kind` tag of this schedule.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(SchedulerConfig::$variant(_) => $tag,)*
+                    $($(SchedulerConfig::$variant(_) => $tag,)+)*
                 }
             }
 
             /// The clock the schedule ticks on (for a composite schedule, the finest of its
-            /// parts'): the built schedule's [`Scheduler::interval`].
-            pub fn clock(&self) -> Interval {
+            /// parts'): the built schedule's [`Scheduler::interval`](crate::Scheduler::interval).
+            pub fn clock(&self) -> $crate::Interval {
                 match self {
-                    $(SchedulerConfig::$variant(config) => config.clock(),)*
+                    $($(SchedulerConfig::$variant(c) => $crate::ScheduleConfig::clock(c),)+)*
                 }
             }
 
             /// The same configuration with every length relative to the run
             /// ([`Length`](crate::Length)) turned into ticks, for a schedule that runs over
             /// `span`; numbers of ticks are kept as written.
-            pub fn resolve(&self, span: Span) -> Result<SchedulerConfig, ConfigError> {
+            pub fn resolve(
+                &self,
+                span: $crate::Span,
+            ) -> Result<SchedulerConfig, $crate::ConfigError> {
                 Ok(match self {
-                    $(SchedulerConfig::$variant(config) => {
-                        SchedulerConfig::$variant(config.resolve(span)?)
-                    })*
+                    $($(SchedulerConfig::$variant(c) => {
+                        SchedulerConfig::$variant($crate::ScheduleConfig::resolve(c, span)?)
+                    })+)*
                 })
             }
 
             /// Checks the configuration and builds the schedule for an optimizer whose initial
             /// learning rate is `base_lr`. Every length must be a number of ticks: resolve a
             /// configuration with relative lengths first ([`SchedulerConfig::resolve`]).
-            pub fn build(&self, base_lr: f64) -> Result<AnyScheduler, ConfigError> {
-                ensure(base_lr.is_finite() && base_lr >= 0.0, "base_lr", || {
+            pub fn build(&self, base_lr: f64) -> Result<AnyScheduler, $crate::ConfigError> {
+                $crate::error::ensure(base_lr.is_finite() && base_lr >= 0.0, "base_lr", || {
                     format!("must be a finite number ≥ 0, got {base_lr}")
                 })?;
                 Ok(match self {
-                    $(SchedulerConfig::$variant(config) => {
-                        let ($c, $lr) = (config.clone(), base_lr);
-                        AnyScheduler::$variant($build?)
-                    })*
+                    $($(SchedulerConfig::$variant(c) => AnyScheduler::$variant(
+                        $crate::ScheduleConfig::build(c.clone(), base_lr)?,
+                    ),)+)*
                 })
+            }
+
+            /// The rates the built schedule may give for an initial rate `base_lr`: its
+            /// [`ScheduleConfig::bounds`](crate::ScheduleConfig::bounds).
+            pub fn bounds(&self, base_lr: f64) -> $crate::RateBounds {
+                match self {
+                    $($(SchedulerConfig::$variant(c) => {
+                        $crate::ScheduleConfig::bounds(c, base_lr)
+                    })+)*
+                }
+            }
+
+            /// Every registered schedule's [`examples`](crate::ScheduleConfig::examples), in
+            /// declaration order: what the conformance tests run and the benchmarks time.
+            pub fn examples() -> Vec<SchedulerConfig> {
+                let mut examples = Vec::new();
+                $($(
+                    let of_kind = <$config as $crate::ScheduleConfig>::examples();
+                    examples.extend(of_kind.into_iter().map(SchedulerConfig::$variant));
+                )+)*
+                examples
             }
         }
 
@@ -99,71 +136,37 @@ macro_rules! registry {
             /// The `kind` tag of this schedule.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(AnyScheduler::$variant(_) => $tag,)*
+                    $($(AnyScheduler::$variant(_) => $tag,)+)*
                 }
             }
         }
 
-        impl Scheduler for AnyScheduler {
+        impl $crate::Scheduler for AnyScheduler {
             fn lr(&self) -> f64 {
                 match self {
-                    $(AnyScheduler::$variant(s) => s.lr(),)*
+                    $($(AnyScheduler::$variant(s) => s.lr(),)+)*
                 }
             }
 
-            fn interval(&self) -> Interval {
+            fn interval(&self) -> $crate::Interval {
                 match self {
-                    $(AnyScheduler::$variant(s) => s.interval(),)*
+                    $($(AnyScheduler::$variant(s) => s.interval(),)+)*
                 }
             }
 
-            fn needs(&self) -> Signals {
+            fn needs(&self) -> $crate::Signals {
                 match self {
-                    $(AnyScheduler::$variant(s) => s.needs(),)*
+                    $($(AnyScheduler::$variant(s) => s.needs(),)+)*
                 }
             }
 
-            fn observe(&mut self, observation: &Observation) -> f64 {
+            fn observe(&mut self, observation: &$crate::Observation) -> f64 {
                 match self {
-                    $(AnyScheduler::$variant(s) => s.observe(observation),)*
+                    $($(AnyScheduler::$variant(s) => s.observe(observation),)+)*
                 }
             }
         }
     };
-}
-
-registry! {
-    /// A constant rate (`ConstantLR`); see [`ConstantConfig`].
-    "constant" => Constant(ConstantConfig, ConstantLr) = |c, lr| ConstantLr::new(c, lr);
-    /// Step decay (`StepLR`); see [`StepConfig`].
-    "step" => Step(StepConfig, StepLr) = |c, lr| StepLr::new(c, lr);
-    /// Decay at milestones (`MultiStepLR`); see [`MultiStepConfig`].
-    "multistep" => MultiStep(MultiStepConfig, MultiStepLr) = |c, lr| MultiStepLr::new(c, lr);
-    /// Exponential decay (`ExponentialLR`); see [`ExponentialConfig`].
-    "exponential" => Exponential(ExponentialConfig, ExponentialLr) = |c, lr| ExponentialLr::new(c, lr);
-    /// Cosine annealing (`CosineAnnealingLR`); see [`CosineConfig`].
-    "cosine" => Cosine(CosineConfig, CosineAnnealing) = |c, lr| CosineAnnealing::new(c, lr);
-    /// Cosine annealing with warm restarts (`CosineAnnealingWarmRestarts`); see
-    /// [`CosineWarmRestartsConfig`].
-    "cosine_warm_restarts" => CosineWarmRestarts(CosineWarmRestartsConfig, CosineWarmRestarts) = |c, lr| CosineWarmRestarts::new(c, lr);
-    /// The one-cycle policy (`OneCycleLR`); see [`OneCycleConfig`].
-    "one_cycle" => OneCycle(OneCycleConfig, OneCycle) = |c, _| OneCycle::new(c);
-    /// A linear ramp (`LinearLR`); see [`LinearConfig`].
-    "linear" => Linear(LinearConfig, LinearLr) = |c, lr| LinearLr::new(c, lr);
-    /// Polynomial decay (`PolynomialLR`); see [`PolynomialConfig`].
-    "polynomial" => Polynomial(PolynomialConfig, PolynomialLr) = |c, lr| PolynomialLr::new(c, lr);
-    /// Linear warmup in front of another schedule; see [`WarmupConfig`].
-    "warmup" => Warmup(WarmupConfig, Warmup) = |c, lr| Warmup::new(c, lr);
-    /// Schedules in sequence (`SequentialLR`); see [`SequentialConfig`].
-    "sequential" => Sequential(SequentialConfig, Sequential) = |c, lr| Sequential::new(c, lr);
-    /// Reduce on plateau (`ReduceLROnPlateau`); see [`PlateauConfig`].
-    "plateau" => Plateau(PlateauConfig, Plateau) = |c, lr| Plateau::new(c, lr);
-    /// GreedyLR; see [`GreedyConfig`].
-    "greedy" => Greedy(GreedyConfig, GreedyLr) = |c, lr| GreedyLr::new(c, lr);
-    /// Hypergradient descent; see [`HypergradientConfig`].
-    "hypergradient" => Hypergradient(HypergradientConfig, Hypergradient) = |c, lr| Hypergradient::new(c, lr);
-    /// lrlab's trend-gap schedule; see [`TrendGapConfig`].
-    "trend_gap" => TrendGap(TrendGapConfig, TrendGap) = |c, lr| TrendGap::new(c, lr);
 }
 
 impl SchedulerConfig {

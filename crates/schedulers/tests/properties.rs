@@ -1,15 +1,16 @@
-//! Properties over random configurations and random training signals: the rate stays finite
-//! and within its bounds, and a scheduler saved and restored at any point continues exactly;
-//! lengths relative to the run resolve to numbers of ticks once and for all, and a configuration
-//! reports the clock its built schedule runs on.
+//! Properties over random configurations of the shipped schedules and random training signals
+//! (the conformance tests run every schedule's examples; these draw their parameters too): the
+//! rate stays finite and within its bounds, and a scheduler saved and restored at any point
+//! continues exactly; lengths relative to the run resolve to numbers of ticks once and for all,
+//! and a configuration reports the clock its built schedule runs on.
 
+#[allow(dead_code)] // the conformance tests use the rest
+mod harness;
+
+use harness::events;
 use lrlab_schedulers::schedules::*;
-use lrlab_schedulers::{
-    AnyScheduler, EpochEnd, Interval, Length, Observation, Rate, Scheduler, SchedulerConfig,
-    Signal, Span, StepEnd,
-};
+use lrlab_schedulers::{Interval, Length, Rate, Scheduler, SchedulerConfig, Signal, Span};
 use proptest::prelude::*;
-use serde::Deserialize;
 
 const BASE_LR: f64 = 1e-3;
 
@@ -254,110 +255,20 @@ fn any_config() -> impl Strategy<Value = SchedulerConfig> {
     ]
 }
 
-/// A loss-like value: mostly positive numbers, sometimes NaN or infinite.
-fn signal() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        20 => 0.0..3.0f64,
-        1 => Just(f64::NAN),
-        1 => Just(f64::INFINITY),
-    ]
-}
-
-/// A training run: a few steps, then an epoch end, repeated.
-fn events() -> impl Strategy<Value = Vec<Observation>> {
-    proptest::collection::vec(
-        (
-            1..5usize,
-            proptest::collection::vec((signal(), -5.0..5.0f64), 4),
-            signal(),
-            signal(),
-            0.0..1.0f64,
-            0.0..1.0f64,
-        ),
-        1..25,
-    )
-    .prop_map(|epochs| {
-        let (mut step, mut out) = (0, Vec::new());
-        for (e, (steps, batch, train_loss, val_loss, train_acc, val_acc)) in
-            epochs.into_iter().enumerate()
-        {
-            for &(loss, dot) in &batch[..steps] {
-                step += 1;
-                out.push(Observation::Step(StepEnd {
-                    step,
-                    epoch: e as u64 + 1,
-                    loss: Some(loss),
-                    grad_dot: Some(dot * 1e3),
-                    grad_cos: Some(dot / 5.0),
-                }));
-            }
-            out.push(Observation::Epoch(EpochEnd {
-                epoch: e as u64 + 1,
-                step,
-                train_loss: Some(train_loss),
-                train_acc: Some(train_acc),
-                val_loss: Some(val_loss),
-                val_acc: Some(val_acc),
-            }));
-        }
-        out
-    })
-}
-
-/// The highest rate the schedule may ever give.
-fn ceiling(config: &SchedulerConfig) -> f64 {
-    match config {
-        SchedulerConfig::Cosine(c) => BASE_LR.max(c.eta_min),
-        SchedulerConfig::CosineWarmRestarts(c) => BASE_LR.max(c.eta_min),
-        SchedulerConfig::OneCycle(c) => c.max_lr,
-        SchedulerConfig::Greedy(c) => BASE_LR.max(c.max_lr.of(BASE_LR)),
-        SchedulerConfig::Hypergradient(c) => c.max_lr.of(BASE_LR),
-        SchedulerConfig::TrendGap(c) => c.max_lr.of(BASE_LR),
-        SchedulerConfig::Warmup(c) => BASE_LR.max(ceiling(&c.inner)),
-        SchedulerConfig::Sequential(c) => c.schedulers.iter().map(ceiling).fold(0.0, f64::max),
-        _ => BASE_LR,
-    }
-}
-
-/// The lowest rate the schedule may give, where it has a bound.
-fn floor(config: &SchedulerConfig) -> f64 {
-    match config {
-        SchedulerConfig::Hypergradient(c) => c.min_lr.of(BASE_LR),
-        SchedulerConfig::TrendGap(c) => c.min_lr.of(BASE_LR),
-        _ => 0.0,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn rate_is_finite_and_within_bounds(config in any_config(), events in events()) {
-        let mut scheduler = config.build(BASE_LR).unwrap();
-        let (low, high) = (floor(&config), ceiling(&config) * (1.0 + 1e-12));
-        for event in &events {
-            let lr = scheduler.lr();
-            prop_assert!(lr.is_finite() && lr >= low && lr <= high, "{lr} outside [{low}, {high}]");
-            prop_assert_eq!(scheduler.observe(event).to_bits(), scheduler.lr().to_bits());
-        }
+        harness::rate_is_finite_and_within_bounds(&config, BASE_LR, &events)?;
     }
 
     #[test]
     fn restored_scheduler_continues_identically(
         config in any_config(), events in events(), cut in 0.0..1.0f64,
     ) {
-        let mut original = config.build(BASE_LR).unwrap();
         let at = (cut * events.len() as f64) as usize;
-        for event in &events[..at] {
-            original.observe(event);
-        }
-        let saved = serde_json::to_string(&original).unwrap();
-        let mut restored: AnyScheduler = serde_json::from_str(&saved).unwrap();
-        prop_assert_eq!(serde_json::to_string(&restored).unwrap(), saved.clone());
-        for event in &events[at..] {
-            prop_assert_eq!(original.observe(event).to_bits(), restored.observe(event).to_bits());
-        }
-        prop_assert_eq!(serde_json::to_string(&original).unwrap(), serde_json::to_string(&restored).unwrap());
+        harness::restores_and_continues_bit_for_bit(&config, BASE_LR, &events, at)?;
     }
 }
 
@@ -456,26 +367,5 @@ proptest! {
         if has_relative_lengths(&config) {
             prop_assert!(config.build(BASE_LR).is_err());
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct Representative {
-    scheduler: Vec<SchedulerConfig>,
-}
-
-#[test]
-fn representative_configs_cover_every_kind_and_build() {
-    let text = include_str!("fixtures/representative.toml");
-    let configs = toml::from_str::<Representative>(text).unwrap().scheduler;
-    let kinds: Vec<_> = configs.iter().map(SchedulerConfig::kind).collect();
-    assert_eq!(kinds, SchedulerConfig::KINDS);
-    for config in configs {
-        let scheduler = config.build(BASE_LR).unwrap();
-        assert!(
-            scheduler.lr().is_finite() && scheduler.lr() >= 0.0,
-            "{}",
-            config.kind()
-        );
     }
 }

@@ -17,13 +17,11 @@ use lrlab_runs::{EpochRow, RunDir, RunSpec, Status, StepRow};
 use lrlab_schedulers::{EpochEnd, Observation, Scheduler, SchedulerConfig, StepEnd};
 use lrlab_trainer::{Data, TrainError};
 
+/// The first example of every registered schedule (the examples come grouped by kind).
 fn every_kind() -> Vec<SchedulerConfig> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        scheduler: Vec<SchedulerConfig>,
-    }
-    let text = include_str!("../../schedulers/tests/fixtures/representative.toml");
-    toml::from_str::<File>(text).unwrap().scheduler
+    let mut examples = SchedulerConfig::examples();
+    examples.dedup_by_key(|config| config.kind());
+    examples
 }
 
 /// Replays the recorded observations through a fresh scheduler: every recorded rate must be the

@@ -1,9 +1,9 @@
 //! A constant learning rate, optionally scaled for the first iterations (PyTorch's `ConstantLR`).
 
 use crate::error::{ConfigError, in_range};
-use crate::length::{Length, Lengths};
+use crate::length::Length;
 use crate::observation::Interval;
-use crate::scheduler::{Clock, Ticking};
+use crate::scheduler::{Clock, RateBounds, ScheduleConfig, Ticking};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of [`ConstantLr`] (`kind = "constant"`).
@@ -57,11 +57,38 @@ pub struct ConstantLr {
     ticks: u64,
 }
 
-lengths!(
-    ConstantConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [total_iters >= 0]
-);
+impl ScheduleConfig for ConstantConfig {
+    type Scheduler = ConstantLr;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [total_iters >= 0]
+    );
+
+    fn build(self, base_lr: f64) -> Result<ConstantLr, ConfigError> {
+        ConstantLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(base_lr * self.factor, base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            ConstantConfig::default(),
+            ConstantConfig {
+                factor: 0.5,
+                total_iters: Length::Ticks(3),
+                interval: None,
+            },
+            ConstantConfig {
+                factor: 0.25,
+                total_iters: Length::Ticks(5),
+                interval: Some(Interval::Step),
+            },
+        ]
+    }
+}
 
 impl ConstantLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

@@ -2,9 +2,9 @@
 //! (`CosineAnnealingWarmRestarts`).
 
 use crate::error::{ConfigError, at_least_one, non_negative};
-use crate::length::{Length, Lengths};
+use crate::length::Length;
 use crate::observation::Interval;
-use crate::scheduler::{Clock, Ticking};
+use crate::scheduler::{Clock, RateBounds, ScheduleConfig, Ticking};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -43,11 +43,38 @@ pub struct CosineAnnealing {
     ticks: u64,
 }
 
-lengths!(
-    CosineConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [t_max >= 1]
-);
+impl ScheduleConfig for CosineConfig {
+    type Scheduler = CosineAnnealing;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [t_max >= 1]
+    );
+
+    fn build(self, base_lr: f64) -> Result<CosineAnnealing, ConfigError> {
+        CosineAnnealing::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::up_to(base_lr.max(self.eta_min))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            CosineConfig {
+                t_max: Length::Ticks(7),
+                eta_min: 1e-5,
+                interval: Some(Interval::Step),
+            },
+            // Past t_max the rate climbs back, as PyTorch's does.
+            CosineConfig {
+                t_max: Length::Ticks(3),
+                eta_min: 0.0,
+                interval: None,
+            },
+        ]
+    }
+}
 
 impl CosineAnnealing {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -117,11 +144,39 @@ pub struct CosineWarmRestartsConfig {
     pub interval: Option<Interval>,
 }
 
-lengths!(
-    CosineWarmRestartsConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [t_0 >= 1]
-);
+impl ScheduleConfig for CosineWarmRestartsConfig {
+    type Scheduler = CosineWarmRestarts;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [t_0 >= 1]
+    );
+
+    fn build(self, base_lr: f64) -> Result<CosineWarmRestarts, ConfigError> {
+        CosineWarmRestarts::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::up_to(base_lr.max(self.eta_min))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            CosineWarmRestartsConfig {
+                t_0: Length::Ticks(3),
+                t_mult: 2,
+                eta_min: 1e-6,
+                interval: None,
+            },
+            CosineWarmRestartsConfig {
+                t_0: Length::Ticks(4),
+                t_mult: 1,
+                eta_min: 0.0,
+                interval: Some(Interval::Step),
+            },
+        ]
+    }
+}
 
 /// Cosine annealing with warm restarts; see [`CosineWarmRestartsConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use crate::float::Float;
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::rate::Rate;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use crate::schedules::improvement::{Improvement, Mode, ThresholdMode, mode_for, watched};
 use crate::schedules::plateau::monitor_interval;
 use serde::{Deserialize, Serialize};
@@ -102,11 +102,65 @@ pub struct GreedyConfig {
     pub interval: Option<Interval>,
 }
 
-lengths!(
-    GreedyConfig,
-    clock = |c| c.interval.unwrap_or(c.monitor.interval()),
-    [patience >= 0, cooldown >= 0, warmup >= 0]
-);
+impl ScheduleConfig for GreedyConfig {
+    type Scheduler = GreedyLr;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(c.monitor.interval()),
+        [patience >= 0, cooldown >= 0, warmup >= 0]
+    );
+
+    fn build(self, base_lr: f64) -> Result<GreedyLr, ConfigError> {
+        GreedyLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(
+            self.min_lr.of(base_lr).min(base_lr),
+            self.max_lr.of(base_lr).max(base_lr),
+        )
+    }
+
+    fn examples() -> Vec<Self> {
+        let greedy = GreedyConfig {
+            monitor: val_loss(),
+            mode: None,
+            factor: 0.8,
+            patience: Length::Ticks(1),
+            threshold: threshold(),
+            threshold_mode: abs(),
+            cooldown: zero(),
+            warmup: zero(),
+            min_lr: Rate::Absolute(1e-5),
+            max_lr: Rate::Absolute(0.05),
+            eps: eps(),
+            smooth: true,
+            window_size: 3,
+            reset_start: 4,
+            interval: None,
+        };
+        vec![
+            greedy.clone(),
+            GreedyConfig {
+                monitor: Signal::ValAcc,
+                factor: 0.5,
+                patience: Length::Ticks(2),
+                cooldown: Length::Ticks(1),
+                warmup: Length::Ticks(2),
+                min_lr: Rate::Times(0.01),
+                max_lr: Rate::Times(10.0),
+                smooth: false,
+                ..greedy.clone()
+            },
+            GreedyConfig {
+                monitor: Signal::BatchLoss,
+                threshold_mode: ThresholdMode::Rel,
+                threshold: 1e-3,
+                ..greedy
+            },
+        ]
+    }
+}
 
 /// GreedyLR; see [`GreedyConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use crate::error::{ConfigError, ensure, lr_bounds, non_negative, only_clock, positive};
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::rate::Rate;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
@@ -70,7 +70,38 @@ pub struct HypergradientConfig {
     pub interval: Option<Interval>,
 }
 
-lengths!(HypergradientConfig, clock = |_| Interval::Step, []);
+impl ScheduleConfig for HypergradientConfig {
+    type Scheduler = Hypergradient;
+
+    lengths!(clock = |_| Interval::Step, []);
+
+    fn build(self, base_lr: f64) -> Result<Hypergradient, ConfigError> {
+        Hypergradient::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(self.min_lr.of(base_lr), self.max_lr.of(base_lr))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            HypergradientConfig {
+                rule: HypergradientRule::Multiplicative,
+                beta: 0.05,
+                min_lr: Rate::Times(0.01),
+                max_lr: Rate::Times(10.0),
+                interval: None,
+            },
+            HypergradientConfig {
+                rule: HypergradientRule::Additive,
+                beta: 1e-4,
+                min_lr: Rate::Absolute(0.0),
+                max_lr: Rate::Times(2.0),
+                interval: None,
+            },
+        ]
+    }
+}
 
 /// Hypergradient descent; see [`HypergradientConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! Linear (PyTorch's `LinearLR`) and polynomial (`PolynomialLR`) ramps.
 
 use crate::error::{ConfigError, in_range, non_negative};
-use crate::length::{Length, Lengths};
+use crate::length::Length;
 use crate::observation::Interval;
-use crate::scheduler::{Clock, Ticking};
+use crate::scheduler::{Clock, RateBounds, ScheduleConfig, Ticking};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
@@ -48,11 +48,40 @@ pub struct LinearLr {
     ticks: u64,
 }
 
-lengths!(
-    LinearConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [total_iters >= 0]
-);
+impl ScheduleConfig for LinearConfig {
+    type Scheduler = LinearLr;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [total_iters >= 0]
+    );
+
+    fn build(self, base_lr: f64) -> Result<LinearLr, ConfigError> {
+        LinearLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        let low = self.start_factor.min(self.end_factor);
+        RateBounds::new(base_lr * low, base_lr * self.start_factor.max(self.end_factor))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            LinearConfig {
+                start_factor: 0.1,
+                end_factor: 1.0,
+                total_iters: Length::Ticks(6),
+                interval: None,
+            },
+            LinearConfig {
+                start_factor: 1.0,
+                end_factor: 0.0,
+                total_iters: Length::Ticks(10),
+                interval: Some(Interval::Step),
+            },
+        ]
+    }
+}
 
 impl LinearLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -120,11 +149,37 @@ pub struct PolynomialLr {
     ticks: u64,
 }
 
-lengths!(
-    PolynomialConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [total_iters >= 0]
-);
+impl ScheduleConfig for PolynomialConfig {
+    type Scheduler = PolynomialLr;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [total_iters >= 0]
+    );
+
+    fn build(self, base_lr: f64) -> Result<PolynomialLr, ConfigError> {
+        PolynomialLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::up_to(base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            PolynomialConfig {
+                total_iters: Length::Ticks(8),
+                power: 2.0,
+                interval: None,
+            },
+            PolynomialConfig {
+                total_iters: Length::Ticks(12),
+                power: 0.5,
+                interval: Some(Interval::Step),
+            },
+        ]
+    }
+}
 
 impl PolynomialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

@@ -1,9 +1,9 @@
 //! The one-cycle policy (PyTorch's `OneCycleLR`, Smith & Topin 2017).
 
 use crate::error::{ConfigError, at_least_one, ensure, in_range, positive};
-use crate::length::{Length, Lengths};
+use crate::length::Length;
 use crate::observation::Interval;
-use crate::scheduler::{Clock, Ticking};
+use crate::scheduler::{Clock, RateBounds, ScheduleConfig, Ticking};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -98,11 +98,45 @@ pub struct OneCycle {
     ticks: u64,
 }
 
-lengths!(
-    OneCycleConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Step),
-    [total_steps >= 1]
-);
+impl ScheduleConfig for OneCycleConfig {
+    type Scheduler = OneCycle;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Step),
+        [total_steps >= 1]
+    );
+
+    /// The rates come from `max_lr`, not from the optimizer's base rate.
+    fn build(self, _base_lr: f64) -> Result<OneCycle, ConfigError> {
+        OneCycle::new(self)
+    }
+
+    fn bounds(&self, _base_lr: f64) -> RateBounds {
+        RateBounds::up_to(self.max_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        let cycle = OneCycleConfig {
+            max_lr: 0.01,
+            total_steps: Length::Ticks(40),
+            pct_start: pct_start(),
+            anneal_strategy: Anneal::Cos,
+            div_factor: div_factor(),
+            final_div_factor: final_div_factor(),
+            three_phase: false,
+            interval: None,
+        };
+        vec![
+            cycle.clone(),
+            OneCycleConfig {
+                total_steps: Length::Ticks(9),
+                anneal_strategy: Anneal::Linear,
+                three_phase: true,
+                ..cycle
+            },
+        ]
+    }
+}
 
 impl OneCycle {
     /// Builds the schedule; the optimizer's base learning rate plays no part.

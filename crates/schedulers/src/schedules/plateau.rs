@@ -5,7 +5,7 @@ use crate::float::Float;
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::rate::Rate;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use crate::schedules::improvement::{
     Improvement, Mode, ThresholdMode, check_monitor, mode_for, watched,
 };
@@ -110,11 +110,46 @@ pub(crate) fn monitor_interval(
     Ok(interval)
 }
 
-lengths!(
-    PlateauConfig,
-    clock = |c| c.interval.unwrap_or(c.monitor.interval()),
-    [patience >= 0, cooldown >= 0]
-);
+impl ScheduleConfig for PlateauConfig {
+    type Scheduler = Plateau;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(c.monitor.interval()),
+        [patience >= 0, cooldown >= 0]
+    );
+
+    fn build(self, base_lr: f64) -> Result<Plateau, ConfigError> {
+        Plateau::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(self.min_lr.of(base_lr).min(base_lr), base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            PlateauConfig {
+                patience: Length::Ticks(1),
+                cooldown: Length::Ticks(1),
+                ..Default::default()
+            },
+            PlateauConfig {
+                monitor: Signal::ValAcc,
+                patience: Length::Ticks(1),
+                threshold_mode: ThresholdMode::Abs,
+                threshold: 0.01,
+                min_lr: Rate::Times(0.01),
+                ..Default::default()
+            },
+            PlateauConfig {
+                monitor: Signal::BatchLoss,
+                factor: 0.5,
+                patience: Length::Ticks(2),
+                ..Default::default()
+            },
+        ]
+    }
+}
 
 /// Reduce on plateau; see [`PlateauConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,12 @@
 //! Schedules one after another at milestones (PyTorch's `SequentialLR`).
 
 use crate::error::{ConfigError, ensure};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Span};
 use crate::observation::{Interval, Observation, Signals};
-use crate::registry::{AnyScheduler, SchedulerConfig};
-use crate::scheduler::Scheduler;
+use crate::schedules::{
+    AnyScheduler, CosineConfig, LinearConfig, PlateauConfig, SchedulerConfig, StepConfig,
+};
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use crate::schedules::step::{milestone_ticks, resolve_milestones};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +61,56 @@ impl SequentialConfig {
     }
 }
 
-impl Lengths for SequentialConfig {
+impl ScheduleConfig for SequentialConfig {
+    type Scheduler = Sequential;
+
+    fn build(self, base_lr: f64) -> Result<Sequential, ConfigError> {
+        Sequential::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        let mut parts = self.schedulers.iter().map(|s| s.bounds(base_lr));
+        let first = parts.next().unwrap_or(RateBounds::new(base_lr, base_lr));
+        parts.fold(first, RateBounds::union)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            SequentialConfig {
+                schedulers: vec![
+                    SchedulerConfig::Linear(LinearConfig {
+                        start_factor: 0.2,
+                        end_factor: 1.0,
+                        total_iters: Length::Ticks(3),
+                        interval: None,
+                    }),
+                    SchedulerConfig::Cosine(CosineConfig {
+                        t_max: Length::Ticks(10),
+                        eta_min: 0.0,
+                        interval: None,
+                    }),
+                ],
+                milestones: vec![Length::Ticks(3)],
+                interval: None,
+            },
+            SequentialConfig {
+                schedulers: vec![
+                    SchedulerConfig::Step(StepConfig {
+                        step_size: Length::Ticks(1),
+                        gamma: 0.5,
+                        interval: Some(Interval::Step),
+                    }),
+                    SchedulerConfig::Plateau(PlateauConfig {
+                        patience: Length::Ticks(1),
+                        ..Default::default()
+                    }),
+                ],
+                milestones: vec![Length::Ticks(2)],
+                interval: Some(Interval::Epoch),
+            },
+        ]
+    }
+
     fn clock(&self) -> Interval {
         let milestones = self.interval.unwrap_or(Interval::Epoch);
         self.schedulers

@@ -1,13 +1,19 @@
 //! Step decay (PyTorch's `StepLR`) and decay at milestones (`MultiStepLR`).
 
 use crate::error::{ConfigError, at_least_one, ensure, positive};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Span};
 use crate::observation::Interval;
-use crate::scheduler::{Clock, Ticking};
+use crate::scheduler::{Clock, RateBounds, ScheduleConfig, Ticking};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
     default_gamma: f64 = 0.1;
+}
+
+/// The rates of a schedule that multiplies its base rate by `gamma` now and then: never above
+/// the base rate unless `gamma` > 1, which grows it without bound.
+fn decay_bounds(gamma: f64, base_lr: f64) -> RateBounds {
+    RateBounds::up_to(if gamma <= 1.0 { base_lr } else { f64::MAX })
 }
 
 /// Configuration of [`StepLr`] (`kind = "step"`), PyTorch's `StepLR`.
@@ -42,11 +48,37 @@ pub struct StepLr {
     ticks: u64,
 }
 
-lengths!(
-    StepConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    [step_size >= 1]
-);
+impl ScheduleConfig for StepConfig {
+    type Scheduler = StepLr;
+
+    lengths!(
+        clock = |c| c.interval.unwrap_or(Interval::Epoch),
+        [step_size >= 1]
+    );
+
+    fn build(self, base_lr: f64) -> Result<StepLr, ConfigError> {
+        StepLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        decay_bounds(self.gamma, base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            StepConfig {
+                step_size: Length::Ticks(3),
+                gamma: 0.5,
+                interval: None,
+            },
+            StepConfig {
+                step_size: Length::Ticks(2),
+                gamma: 0.1,
+                interval: Some(Interval::Step),
+            },
+        ]
+    }
+}
 
 impl StepLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.
@@ -99,7 +131,9 @@ pub struct MultiStepConfig {
     pub interval: Option<Interval>,
 }
 
-impl Lengths for MultiStepConfig {
+impl ScheduleConfig for MultiStepConfig {
+    type Scheduler = MultiStepLr;
+
     fn clock(&self) -> Interval {
         self.interval.unwrap_or(Interval::Epoch)
     }
@@ -109,6 +143,29 @@ impl Lengths for MultiStepConfig {
             milestones: resolve_milestones(&self.milestones, span, self.clock())?,
             ..self.clone()
         })
+    }
+
+    fn build(self, base_lr: f64) -> Result<MultiStepLr, ConfigError> {
+        MultiStepLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        decay_bounds(self.gamma, base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            MultiStepConfig {
+                milestones: [2, 5, 9].map(Length::Ticks).to_vec(),
+                gamma: 0.3,
+                interval: None,
+            },
+            MultiStepConfig {
+                milestones: Vec::new(),
+                gamma: 0.1,
+                interval: Some(Interval::Step),
+            },
+        ]
     }
 }
 
@@ -225,11 +282,26 @@ pub struct ExponentialLr {
     clock: Clock,
 }
 
-lengths!(
-    ExponentialConfig,
-    clock = |c| c.interval.unwrap_or(Interval::Epoch),
-    []
-);
+impl ScheduleConfig for ExponentialConfig {
+    type Scheduler = ExponentialLr;
+
+    lengths!(clock = |c| c.interval.unwrap_or(Interval::Epoch), []);
+
+    fn build(self, base_lr: f64) -> Result<ExponentialLr, ConfigError> {
+        ExponentialLr::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        decay_bounds(self.gamma, base_lr)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![ExponentialConfig {
+            gamma: 0.9,
+            interval: None,
+        }]
+    }
+}
 
 impl ExponentialLr {
     /// Builds the schedule for an optimizer whose initial learning rate is `base_lr`.

@@ -4,7 +4,7 @@ use crate::error::{ConfigError, ensure, in_range, lr_bounds, non_negative, only_
 use crate::length::Length;
 use crate::observation::{Interval, Observation, Signal, Signals};
 use crate::rate::Rate;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 /// Default growth per healthy epoch: +10 %. Doubling takes about seven epochs, slow enough that
@@ -148,7 +148,32 @@ impl Default for TrendGapConfig {
     }
 }
 
-lengths!(TrendGapConfig, clock = |_| Interval::Epoch, [cooldown >= 0]);
+impl ScheduleConfig for TrendGapConfig {
+    type Scheduler = TrendGap;
+
+    lengths!(clock = |_| Interval::Epoch, [cooldown >= 0]);
+
+    fn build(self, base_lr: f64) -> Result<TrendGap, ConfigError> {
+        TrendGap::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(self.min_lr.of(base_lr), self.max_lr.of(base_lr))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            TrendGapConfig::default(),
+            TrendGapConfig {
+                growth: 1.5,
+                decay: 0.5,
+                slope_smoothing: 0.0,
+                cooldown: Length::Ticks(2),
+                ..Default::default()
+            },
+        ]
+    }
+}
 
 /// The losses of the last epoch that was not a spike.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,10 @@
 //! Linear warmup in front of any schedule, metric-driven ones included.
 
 use crate::error::{ConfigError, at_least_one, in_range};
-use crate::length::{Length, Lengths, Span};
+use crate::length::{Length, Span};
 use crate::observation::{Interval, Observation, Signals};
-use crate::registry::{AnyScheduler, SchedulerConfig};
-use crate::scheduler::Scheduler;
+use crate::schedules::{AnyScheduler, CosineConfig, PlateauConfig, SchedulerConfig};
+use crate::scheduler::{RateBounds, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 serde_defaults! {
@@ -67,7 +67,42 @@ impl WarmupConfig {
     }
 }
 
-impl Lengths for WarmupConfig {
+impl ScheduleConfig for WarmupConfig {
+    type Scheduler = Warmup;
+
+    fn build(self, base_lr: f64) -> Result<Warmup, ConfigError> {
+        Warmup::new(self, base_lr)
+    }
+
+    fn bounds(&self, base_lr: f64) -> RateBounds {
+        RateBounds::new(base_lr * self.start_factor, base_lr).union(self.inner.bounds(base_lr))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![
+            WarmupConfig {
+                start_factor: 0.0,
+                warmup_steps: Some(Length::Ticks(5)),
+                warmup_epochs: None,
+                inner: Box::new(SchedulerConfig::Plateau(PlateauConfig {
+                    patience: Length::Ticks(1),
+                    cooldown: Length::Ticks(1),
+                    ..Default::default()
+                })),
+            },
+            WarmupConfig {
+                start_factor: 0.5,
+                warmup_steps: None,
+                warmup_epochs: Some(Length::Ticks(2)),
+                inner: Box::new(SchedulerConfig::Cosine(CosineConfig {
+                    t_max: Length::Ticks(20),
+                    eta_min: 0.0,
+                    interval: Some(Interval::Step),
+                })),
+            },
+        ]
+    }
+
     fn clock(&self) -> Interval {
         let unit = match self.warmup_steps {
             Some(_) => Interval::Step,
