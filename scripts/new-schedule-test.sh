@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Adds a schedule the way the README's "Write your own scheduler" says — the example file
 # docs/examples/bold_driver.rs and one registration line — in a scratch copy of the repository,
-# then: the conformance tests pass for it, and it trains as an arm of the smoke protocol and is
-# analysed. Two deliberately broken copies (a rate that turns NaN; a state field serde skips)
-# must fail the conformance tests with their property named. Also checks that the README shows
-# the example file verbatim.
+# then: the conformance tests pass for it, and it is tuned with the other arms, trains as an arm
+# of the tuned smoke protocol and is analysed. Two deliberately broken copies (a rate that turns
+# NaN; a state field serde skips) must fail the conformance tests with their property named.
+# Also checks that the README shows the example file verbatim.
 #
 #   scripts/new-schedule-test.sh      (HF_HOME defaults to ../shared/hf-cache, read only)
 #
@@ -71,7 +71,7 @@ step "the example passes the conformance tests"
 copy "$example"
 conformance | tail -3
 
-step "it trains as an arm of the smoke protocol, beside the constant baseline, and is analysed"
+step "it is tuned with the others, trains as an arm of the tuned smoke protocol, is analysed"
 cd "$scratch/repo"
 cat >>configs/cifar10.toml <<'TOML'
 
@@ -80,9 +80,15 @@ kind = "bold_driver"
 grow = 1.05
 cut = 0.5
 max_factor = 10.0
+
+[tune.bold_driver]
+grow = [1.02, 1.1]
+cut = { low = 0.3, high = 0.7 }
 TOML
-cargo run --quiet -p xtask -- experiment cifar10 --preset smoke --arms constant,bold_driver \
-    --seeds 0 --out "$scratch/runs"
+cargo run --quiet -p xtask -- tune cifar10 --preset smoke --out "$scratch/tune" >/dev/null
+grep -q '^\[arms.bold_driver\]' "$scratch/tune/cifar10/tuned.toml"
+cargo run --quiet -p xtask -- experiment cifar10 --config "$scratch/tune/cifar10/tuned.toml" \
+    --preset tuned --arms constant,bold_driver --seeds 0 --out "$scratch/runs"
 cargo run --quiet -p xtask -- analyze --runs "$scratch/runs" --out "$scratch/reports"
 grep -q bold_driver "$scratch/reports/cifar10/report.md"
 test -f "$scratch/runs/cifar10/bold_driver/seed-0/run.json"

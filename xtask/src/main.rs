@@ -12,6 +12,7 @@ mod interrupt;
 mod schedule;
 mod speed;
 mod tasks;
+mod tune;
 mod values;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
     Experiment(experiment::Args),
     /// Loss and accuracy of saved weights on a split (evaluation mode), as JSON.
     Evaluate(evaluate::Args),
+    /// The same tuning budget for every arm: settings drawn from each arm's space, chosen by
+    /// validation accuracy, written as an experiment file (`<out>/<experiment>/tuned.toml`).
+    Tune(tune::Args),
     /// Tables, tests and plots from the runs: `<out>/<experiment>/report.md` (`--json`: comparisons).
     Analyze(analyze::Args),
     /// Preview a schedule, or replay an adaptive one against a logged run, as CSV on stdout.
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Experiment(args) => experiment::run(&args),
         Command::Schedule(args) => schedule::run(&args),
         Command::Speed(args) => speed::run(&args),
+        Command::Tune(args) => tune::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

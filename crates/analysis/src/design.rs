@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use lrlab_runs::AnalysisPlan;
+use lrlab_runs::{AnalysisPlan, Tuning};
 
 use crate::error::{AnalysisError, Result};
 use crate::metrics::{Better, Metric};
@@ -28,6 +28,8 @@ pub struct Design {
     /// Choices made when analysing that differ from the plan the runs registered (a baseline or
     /// threshold passed to analyze), each with what was registered; empty when none.
     pub departures: Vec<String>,
+    /// How the arms' settings were tuned, when `cargo xtask tune` chose them.
+    pub tuning: Option<Tuning>,
 }
 
 impl Design {
@@ -112,6 +114,7 @@ impl Design {
             .map(|arm| arm.to_string())
             .filter(|arm| !baselines.contains(arm) && !references.contains(arm))
             .collect();
+        let tuning = recorded(name, &runs, "tuning", |p| p.tuning.clone())?;
         Ok(Design {
             primary,
             threshold,
@@ -119,6 +122,7 @@ impl Design {
             tested,
             references,
             departures,
+            tuning,
         })
     }
 }

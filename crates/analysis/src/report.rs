@@ -7,6 +7,7 @@ use crate::compare::{Comparison, Family};
 use crate::metrics::{Better, Fit, Metric, RISE};
 use crate::stats::SIGN_FLIP_MAX_PAIRS;
 use crate::study::{ASO_TAU, Experiment, Settings, Summary};
+use lrlab_runs::Tuning;
 
 fn number(value: Option<f64>) -> String {
     match value {
@@ -272,6 +273,34 @@ fn protocol(out: &mut String, e: &Experiment) {
             .arms
             .iter()
             .map(|a| vec![a.arm.clone(), format!("`{}`", a.schedule)]),
+    );
+    let _ = writeln!(out);
+    if let Some(tuning) = &e.design.tuning {
+        tuned(out, tuning);
+    }
+}
+
+/// Appends how the arms' settings were tuned.
+fn tuned(out: &mut String, tuning: &Tuning) {
+    let _ = writeln!(
+        out,
+        "The arms' settings were tuned by `cargo xtask tune` on {}: every arm was offered the \
+         same budget of {} settings (the arm as written, then draws from its search space), \
+         each trained once on seed {} (none of the study's) and the one with the best \
+         validation accuracy kept; the test split plays no part. The schedules above are the \
+         chosen ones.\n",
+        tuning.source, tuning.budget, tuning.seed
+    );
+    table(
+        out,
+        &["arm", "settings trained", "best validation accuracy"],
+        tuning.arms.iter().map(|(arm, a)| {
+            vec![
+                arm.clone(),
+                a.trials.to_string(),
+                format!("{:.4}", a.val_acc),
+            ]
+        }),
     );
     let _ = writeln!(out);
 }

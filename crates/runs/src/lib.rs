@@ -79,7 +79,7 @@ mod spec;
 pub use dir::{CHECKPOINT_FOLDER, EPOCHS_FILE, RECORD_FILE, RunDir, STEPS_FILE, write_atomic};
 pub use error::{Result, RunError, SpecError};
 pub use fingerprint::{Difference, Fingerprint, differences};
-pub use record::{AnalysisPlan, RunRecord, SCHEMA, Status};
+pub use record::{AnalysisPlan, RunRecord, SCHEMA, Status, TunedArm, Tuning};
 pub use rows::{EpochRow, StepRow, epoch_columns, step_columns};
 pub use spec::{
     DataSettings, HubCommit, ModelSettings, OptimizerConfig, OptimizerKind, Precision, Resolved,

@@ -70,6 +70,35 @@ pub struct AnalysisPlan {
     /// Arms reported apart, as references: neither baselines nor arms under test (a published
     /// schedule, say).
     pub references: Vec<String>,
+    /// The search the arms' settings were chosen by, when `cargo xtask tune` wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
+}
+
+/// How the arms' settings of a tuned experiment were chosen: the same budget for every arm, each
+/// setting trained once on a seed apart from the study's, the best by validation accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    /// Settings offered to every arm: the arm as written, then draws from its search space.
+    pub budget: u32,
+    /// The seed the settings were drawn with and trained on.
+    pub seed: u64,
+    /// The experiment file and preset searched.
+    pub source: String,
+    /// Per arm, the distinct settings trained (fewer than the budget when its space is small)
+    /// and the chosen one's best validation accuracy.
+    pub arms: std::collections::BTreeMap<String, TunedArm>,
+}
+
+/// One arm's search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunedArm {
+    /// The distinct settings trained.
+    pub trials: u32,
+    /// The best validation accuracy of the chosen setting.
+    pub val_acc: f64,
 }
 
 /// `run.json`: the run's specification and fingerprint, its analysis plan, and where it stands.

@@ -67,6 +67,7 @@ fn plan() -> AnalysisPlan {
         threshold: 0.85,
         baselines: vec!["constant".into(), "cosine".into()],
         references: Vec::new(),
+        tuning: None,
     }
 }
 

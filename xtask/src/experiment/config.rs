@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 use indexmap::IndexMap;
 use lrlab_analysis::{Better, Metric};
 use lrlab_runs::{
-    AnalysisPlan, DataSettings, ModelSettings, OptimizerConfig, TrainPlan, check_name,
+    AnalysisPlan, DataSettings, ModelSettings, OptimizerConfig, TrainPlan, Tuning, check_name,
 };
 use lrlab_schedulers::{Length, SchedulerConfig, WarmupConfig};
 use serde::Deserialize;
@@ -48,6 +48,54 @@ pub struct Experiment {
     /// The arms: a name and a schedule each, in the file's order. Lengths may be relative to
     /// the run (`"epochs"`, `"30%"`).
     pub arms: IndexMap<String, SchedulerConfig>,
+    /// How `cargo xtask tune` searches: its budget and seed.
+    #[serde(default)]
+    pub tuning: Option<TuningPlan>,
+    /// Each arm's search space for `cargo xtask tune` (`[tune.<arm>]`): keys of the arm's
+    /// schedule (`inner.patience` for a nested one) and the values to draw from.
+    #[serde(default)]
+    pub tune: IndexMap<String, IndexMap<String, Space>>,
+    /// Written by `cargo xtask tune` into the experiment file it writes: how the arms'
+    /// settings were chosen.
+    #[serde(default)]
+    pub tuned: Option<Tuning>,
+}
+
+/// `[tuning]`: the search `cargo xtask tune` makes (its flags override both keys).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuningPlan {
+    /// Settings offered to every arm, the arm as written among them.
+    pub budget: u32,
+    /// The seed settings are drawn with and trained on; not one of the study's seeds.
+    pub seed: u64,
+}
+
+/// Where a key of a tuning space takes its values from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Space {
+    /// One of these values, each equally likely (numbers, lengths such as `"30%"`, names).
+    Choice(Vec<toml::Value>),
+    /// A number between two ends.
+    Range(Range),
+}
+
+/// `{ low = …, high = … }`: a number uniform in [low, high]; with `log = true` its logarithm is
+/// uniform; with `integer = true` it is a whole number.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    /// The lowest value.
+    pub low: f64,
+    /// The highest value.
+    pub high: f64,
+    /// Uniform in log space (both ends > 0).
+    #[serde(default)]
+    pub log: bool,
+    /// Whole numbers only.
+    #[serde(default)]
+    pub integer: bool,
 }
 
 fn primary_metric() -> String {
@@ -145,6 +193,18 @@ impl Experiment {
     /// Reads `path` with `[presets.<preset>]` and then `overrides` laid over it, and checks the
     /// experiment's own keys; errors name the file, the preset, the flags and the key.
     pub fn read(path: &Path, preset: &str, overrides: &Overrides) -> Result<(Self, Origin)> {
+        let (root, origin) = Self::merged(path, preset, overrides)?;
+        let experiment = Self::from_table(root, &origin)?;
+        Ok((experiment, origin))
+    }
+
+    /// The file's table with `[presets.<preset>]` and `overrides` laid over it, not yet
+    /// checked.
+    pub fn merged(
+        path: &Path,
+        preset: &str,
+        overrides: &Overrides,
+    ) -> Result<(toml::Table, Origin)> {
         let (overlay, flags) = overrides.overlay();
         let origin = Origin {
             path: path.to_owned(),
@@ -173,10 +233,15 @@ impl Experiment {
             }
         }
         overlay_into(&mut root, overlay);
+        Ok((root, origin))
+    }
+
+    /// The experiment a merged table holds, its keys checked.
+    pub fn from_table(root: toml::Table, origin: &Origin) -> Result<Self> {
         let experiment: Self = serde_path_to_error::deserialize(toml::Value::Table(root))
             .map_err(|e| origin.error(&e.path().to_string(), e.inner()))?;
-        experiment.check(&origin)?;
-        Ok((experiment, origin))
+        experiment.check(origin)?;
+        Ok(experiment)
     }
 
     /// Checks the keys that concern the experiment as a whole; those of a run are checked with
@@ -237,6 +302,12 @@ impl Experiment {
                     "seed {} is listed twice; each seed is one run of every arm",
                     self.seeds[i]
                 ),
+            );
+        }
+        if let Some(arm) = self.tune.keys().find(|arm| !self.arms.contains_key(*arm)) {
+            return fail(
+                &format!("tune.{arm}"),
+                format!("`{arm}` is not an arm of the file; a search space belongs to an arm"),
             );
         }
         if !(0.0..=1.0).contains(&self.threshold) {
@@ -315,6 +386,7 @@ impl Experiment {
             threshold: self.threshold,
             baselines: self.baselines.clone(),
             references: self.references.clone(),
+            tuning: self.tuned.clone(),
         }
     }
 }

@@ -20,8 +20,7 @@ use crate::checkout;
 use crate::device::DeviceArg;
 use crate::interrupt::Termination;
 use crate::tasks::{Loaded, Task};
-pub use config::Experiment;
-use config::Overrides;
+pub use config::{Experiment, Origin, Overrides, Space};
 use lock::RunLock;
 use plan::Planned;
 
@@ -69,7 +68,8 @@ pub struct Args {
     shard: Option<(usize, usize)>,
 }
 
-fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
+/// Parses `--shard I/N`.
+pub fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
     let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
     let (i, n): (usize, usize) = (
         i.parse().map_err(|_| "I: a number")?,
@@ -92,10 +92,54 @@ impl Args {
     }
 }
 
+/// Where the runs of a protocol go and how they run: what `experiment` and `tune` share.
+pub struct Execution {
+    /// The task.
+    pub task: Task,
+    /// The preset applied (for the header line).
+    pub preset: String,
+    /// The folder of the runs.
+    pub out: PathBuf,
+    /// `I/N`: every N-th run, from the I-th.
+    pub shard: Option<(usize, usize)>,
+    /// Delete runs trained under other settings and train them again.
+    pub discard_changed: bool,
+    /// The device.
+    pub device: DeviceArg,
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
-    let (mut experiment, origin) = read_experiment(args)?;
+    let (experiment, origin) = read_experiment(args)?;
+    let execution = Execution {
+        task: args.task,
+        preset: args.preset.clone(),
+        out: args.out(),
+        shard: args.shard,
+        discard_changed: args.discard_changed,
+        device: args.device,
+    };
+    execute(
+        experiment,
+        &origin,
+        args.arms.as_deref(),
+        &execution,
+        started,
+    )?;
+    Ok(())
+}
+
+/// Trains every arm × seed of `experiment` (only `arms` when given) that is not complete yet;
+/// returns the folder of the runs (`<out>/<experiment>`).
+pub fn execute(
+    mut experiment: Experiment,
+    origin: &config::Origin,
+    arms: Option<&[String]>,
+    execution: &Execution,
+    started: Instant,
+) -> Result<PathBuf> {
+    let args = execution;
     let device = args.device.device()?;
     let hub = Hub::from_env();
     let checkpoint = Task::checkpoint(&experiment.model);
@@ -116,12 +160,12 @@ pub fn run(args: &Args) -> Result<()> {
             .div_ceil(experiment.train.batch_size.max(1)) as u64,
     };
     // Every arm of the file is checked, those `--arms` leaves out included.
-    let mut specs = plan::specify(&experiment, &origin, &resolved)?;
-    if let Some(arms) = &args.arms {
+    let mut specs = plan::specify(&experiment, origin, &resolved)?;
+    if let Some(arms) = arms {
         experiment.retain_arms(arms);
         specs.retain(|spec| arms.contains(&spec.arm));
     }
-    let out = args.out();
+    let out = args.out.clone();
     let planned = plan::place(specs, &out, args.shard);
     let root = out.join(&experiment.experiment);
     prepare_out(&out)?;
@@ -159,20 +203,14 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let finished = protocol.run(&planned)?;
     print_table(&finished, experiment.threshold);
-    Ok(())
+    Ok(root)
 }
 
 /// The experiment file with its preset, the flags and `--arms` applied, checked against the
 /// task, the task's data defaults made explicit.
 fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
     let task = args.task;
-    let path = match &args.config {
-        Some(path) => path.clone(),
-        None => checkout::file(
-            &config::default_relative(task.name()),
-            Some("--config FILE"),
-        )?,
-    };
+    let path = experiment_file(task, args.config.as_ref())?;
     let overrides = Overrides {
         epochs: args.epochs,
         seeds: args.seeds.clone(),
@@ -183,18 +221,34 @@ fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
     if let Some(arms) = &args.arms {
         experiment.check_arm_names(arms, &origin)?;
     }
+    settle(task, &mut experiment, &origin)?;
+    Ok((experiment, origin))
+}
+
+/// The experiment file: `config`, or the task's in this checkout.
+pub fn experiment_file(task: Task, config: Option<&PathBuf>) -> Result<PathBuf> {
+    match config {
+        Some(path) => Ok(path.clone()),
+        None => checkout::file(
+            &config::default_relative(task.name()),
+            Some("--config FILE"),
+        ),
+    }
+}
+
+/// Checks `experiment` against the task, and makes the task's data defaults explicit.
+pub fn settle(task: Task, experiment: &mut Experiment, origin: &config::Origin) -> Result<()> {
     task.check_experiment_name(&experiment.experiment)
         .map_err(|e| origin.error("experiment", e))?;
     task.check_model(&experiment.model)
         .map_err(|e| origin.error("model.kind", e))?;
     experiment.data = task
-        .settle_data(experiment.data)
+        .settle_data(experiment.data.clone())
         .map_err(|e| origin.error("data.max_len", e))?;
     experiment
         .data
         .check()
-        .map_err(|e| origin.error(&e.key, e.message))?;
-    Ok((experiment, origin))
+        .map_err(|e| origin.error(&e.key, e.message))
 }
 
 /// Makes `out` a folder the runs can be written in, or says why it cannot be, before any

@@ -96,6 +96,7 @@ pub fn write_spec(root: &Path, run: &Synthetic, spec: RunSpec, curves: &[Row]) -
         threshold: run.threshold,
         baselines: run.baselines.iter().map(|b| b.to_string()).collect(),
         references: Vec::new(),
+        tuning: None,
     };
     let mut record = RunRecord::start(spec, analysis, "cpu".into());
     record.epochs_done = curves.len() as u32;

@@ -159,6 +159,7 @@ pub fn analysis() -> AnalysisPlan {
         threshold: 0.5,
         baselines: vec!["constant".into()],
         references: Vec::new(),
+        tuning: None,
     }
 }
 
