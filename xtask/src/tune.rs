@@ -391,7 +391,8 @@ mod tests {
                 panic!()
             };
             assert!((0.01..=0.5).contains(&step.gamma), "{}", step.gamma);
-            assert!(["20%", "5"].contains(&step.step_size.to_string().as_str()));
+            let size = step.step_size.to_string();
+            assert!(["\"20%\"", "5"].contains(&size.as_str()), "{size}");
         }
     }
 
