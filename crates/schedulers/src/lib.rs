@@ -91,6 +91,19 @@
 //! The PyTorch schedules are computed with PyTorch's own floating-point recursions and agree
 //! with it to 1e-12 relative (tested against traces recorded from PyTorch 2.15); GreedyLR
 //! agrees with transformers' implementation (5.24) to the same tolerance.
+//!
+//! # Adding a schedule
+//! A schedule is one file in `src/schedules/` and one line in `src/schedules/mod.rs`. The file
+//! holds a configuration implementing [`ScheduleConfig`] — how it builds, the clock its lengths
+//! count, its [`RateBounds`] and a few [`examples`](ScheduleConfig::examples) — and a scheduler
+//! implementing [`Scheduler`], both with serde; the line,
+//! `mod bold_driver { "bold_driver" => BoldDriver(BoldDriverConfig, BoldDriver), }`, declares
+//! the module and adds the `kind` to [`SchedulerConfig`] and [`AnyScheduler`]. The conformance
+//! tests (`tests/conformance.rs`) then hold it, with every other registered schedule, to the
+//! properties each must have: a finite rate within its bounds for any signals (NaN and ±∞
+//! included), a save that restores bit for bit, a rate that is a function of the observations,
+//! no signal read outside [`Scheduler::needs`], and a whole 50-epoch plan run. lrlab's README
+//! walks through a complete example.
 
 /// Defines the functions that serde's `#[serde(default = "…")]` attributes call.
 macro_rules! serde_defaults {
