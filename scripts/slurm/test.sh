@@ -42,10 +42,17 @@ stop_daemons() {
             sleep 1
         done
     fi
+    # Each daemon is waited for: munged writes its seed file into key/ as it exits,
+    # and a removal racing that write fails with "Directory not empty".
+    local pid
     for pidfile in "$work/run/slurmd.pid" "$work/run/slurmctld.pid" "$work/run/munged.pid"; do
-        if [[ -s $pidfile ]]; then
-            kill "$(cat "$pidfile")" 2>/dev/null || true
-        fi
+        [[ -s $pidfile ]] || continue
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || continue
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
     done
 }
 passed=false
