@@ -4,6 +4,7 @@
 //! specification, and `--shard I/N` splits the protocol between processes sharing the folder.
 
 mod config;
+mod eta;
 mod lock;
 mod plan;
 
@@ -21,6 +22,7 @@ use crate::device::DeviceArg;
 use crate::interrupt::Termination;
 use crate::tasks::{Loaded, Task};
 pub use config::{Experiment, Origin, Overrides, Space};
+use eta::Eta;
 use lock::RunLock;
 use plan::Planned;
 
@@ -325,14 +327,19 @@ impl Protocol<'_> {
             git_commit: checkout::commit(&config::default_relative(self.task.name())),
         };
         let mut finished = Vec::new();
-        for (index, run) in planned.iter().enumerate() {
+        let left = planned
+            .iter()
+            .map(|run| eta::epochs_left(&run.dir, run.spec.train.epochs))
+            .collect::<Result<Vec<_>>>()?;
+        let mut eta = Eta::new(left.iter().copied());
+        for ((index, run), &left) in planned.iter().enumerate().zip(&left) {
             self.termination.check()?;
             let spec = &run.spec;
             eprintln!(
                 "[run {}/{}{}] {} seed {} in {}",
                 index + 1,
                 planned.len(),
-                self.eta(index, planned.len()),
+                eta.suffix(self.started.elapsed()),
                 spec.arm,
                 spec.seed,
                 run.dir.path().display()
@@ -349,6 +356,8 @@ impl Protocol<'_> {
             let outcome = train(&*model, &data, job, self.device, &options)
                 .with_context(|| format!("run {}", run.dir.path().display()))?;
             drop(lock);
+            let done_before = spec.train.epochs - left;
+            eta.record(left, outcome.epochs_done.saturating_sub(done_before));
             let done = Finished {
                 arm: spec.arm.clone(),
                 seed: spec.seed,
@@ -361,17 +370,6 @@ impl Protocol<'_> {
             finished.push(done);
         }
         Ok(finished)
-    }
-
-    /// `, ETA N s` from the mean time of the runs so far.
-    fn eta(&self, index: usize, total: usize) -> String {
-        match index {
-            0 => String::new(),
-            _ => {
-                let per_run = self.started.elapsed().as_secs_f64() / index as f64;
-                format!(", ETA {:.0} s", per_run * (total - index) as f64)
-            }
-        }
     }
 }
 
