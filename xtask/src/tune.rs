@@ -14,22 +14,13 @@ use lrlab_schedulers::SchedulerConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::device::DeviceArg;
-use crate::experiment::{self, Execution, Experiment, Origin, Overrides, Space};
-use crate::tasks::Task;
+use crate::experiment::{self, CommonArgs, Experiment, Origin, Overrides, Space};
 
 /// Arguments of `cargo xtask tune`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The task whose experiment to tune.
-    #[arg(value_enum)]
-    task: Task,
-    /// The experiment file (default `configs/<task>.toml`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// The preset of the file to tune under.
-    #[arg(long, default_value = "full")]
-    preset: String,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Settings offered to every arm, instead of the file's `tuning.budget`.
     #[arg(allow_negative_numbers = true, long)]
     budget: Option<u32>,
@@ -41,15 +32,6 @@ pub struct Args {
     /// preset and `tune-<preset>` for the others.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Delete runs of the search trained under other settings, and train them again.
-    #[arg(long)]
-    discard_changed: bool,
-    /// The device.
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceArg,
-    /// `I/N`: train only every N-th setting, from the I-th (0-based).
-    #[arg(long, value_parser = experiment::parse_shard)]
-    shard: Option<(usize, usize)>,
 }
 
 /// One setting of one arm: the arm's schedule with some keys drawn.
@@ -65,10 +47,11 @@ struct Trial {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
-    let path = experiment::experiment_file(args.task, args.config.as_ref())?;
-    let (table, origin) = Experiment::merged(&path, &args.preset, &Overrides::default())?;
+    let common = &args.common;
+    let path = common.experiment_file()?;
+    let (table, origin) = Experiment::merged(&path, &common.preset, &Overrides::default())?;
     let mut study = Experiment::from_table(table.clone(), &origin)?;
-    experiment::settle(args.task, &mut study, &origin)?;
+    experiment::settle(common.task, &mut study, &origin)?;
     let (budget, seed) = budget_and_seed(args, &study, &origin)?;
     let trials = draw_trials(&study, &origin, budget, seed)?;
     let mut search = study.clone();
@@ -79,29 +62,15 @@ pub fn run(args: &Args) -> Result<()> {
         .iter()
         .map(|t| (t.name.clone(), t.schedule.clone()))
         .collect();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| match args.preset.as_str() {
-            "full" => PathBuf::from("tune"),
-            preset => PathBuf::from(format!("tune-{preset}")),
-        });
-    let execution = Execution {
-        task: args.task,
-        preset: args.preset.clone(),
-        out,
-        shard: args.shard,
-        discard_changed: args.discard_changed,
-        device: args.device,
-    };
+    let execution = common.execution(args.out.as_ref(), "tune");
     let root = experiment::execute(search, &origin, None, &execution, started)?;
-    let Some(chosen) = choose(&trials, &root, seed)? else {
+    let Some(chosen) = choose(&trials, &execution.out, &study.experiment, seed)? else {
         return Ok(());
     };
     let tuning = Tuning {
         budget,
         seed,
-        source: format!("{} (preset `{}`)", file_name(&path), args.preset),
+        source: format!("{} (preset `{}`)", file_name(&path), common.preset),
         arms: chosen
             .iter()
             .map(|(arm, c)| (arm.clone(), c.record.clone()))
@@ -273,18 +242,18 @@ struct Chosen {
 
 /// Per arm, the setting with the best validation accuracy (the earlier on a tie), once every
 /// trial has finished; `None` (and a message) while some are still to run.
-fn choose(trials: &[Trial], root: &Path, seed: u64) -> Result<Option<IndexMap<String, Chosen>>> {
-    let experiment = root
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let out = root.parent().unwrap_or(root);
+fn choose(
+    trials: &[Trial],
+    out: &Path,
+    experiment: &str,
+    seed: u64,
+) -> Result<Option<IndexMap<String, Chosen>>> {
     let mut chosen: IndexMap<String, Chosen> = IndexMap::new();
     let mut unfinished = 0;
     for trial in trials {
         let dir = RunDir::in_layout(out, experiment, &trial.name, seed);
         let status = dir.read_record()?.map(|r| r.status);
-        if !matches!(status, Some(Status::Complete | Status::Diverged)) {
+        if !status.is_some_and(Status::is_outcome) {
             unfinished += 1;
             continue;
         }

@@ -26,18 +26,68 @@ use eta::Eta;
 use lock::RunLock;
 use plan::Planned;
 
+/// What `experiment` and `tune` take alike: the task, its experiment file and preset, and how
+/// the runs are shared out and trained.
+#[derive(clap::Args)]
+pub struct CommonArgs {
+    /// The task.
+    #[arg(value_enum)]
+    pub task: Task,
+    /// The experiment file (default `configs/<task>.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The preset of the file to apply (`full`: the published plan; `smoke`: minutes on a CPU).
+    #[arg(long, default_value = "full")]
+    pub preset: String,
+    /// Delete the runs in the folder that were trained under other settings, and train them
+    /// again (without it, such runs stop the command before anything trains).
+    #[arg(long)]
+    pub discard_changed: bool,
+    /// The device.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// `I/N`: run only every N-th run of the protocol, starting with the I-th (0-based), so that
+    /// N processes (a job array) share the protocol.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+}
+
+impl CommonArgs {
+    /// The experiment file: `--config`, or the task's in this checkout.
+    pub fn experiment_file(&self) -> Result<PathBuf> {
+        match &self.config {
+            Some(path) => Ok(path.clone()),
+            None => checkout::file(
+                &config::default_relative(self.task.name()),
+                Some("--config FILE"),
+            ),
+        }
+    }
+
+    /// How the runs go into `out`, or by default into `<stem>` for the `full` preset and
+    /// `<stem>-<preset>` for the others.
+    pub fn execution(&self, out: Option<&PathBuf>, stem: &str) -> Execution {
+        let out = match (out, self.preset.as_str()) {
+            (Some(out), _) => out.clone(),
+            (None, "full") => PathBuf::from(stem),
+            (None, preset) => PathBuf::from(format!("{stem}-{preset}")),
+        };
+        Execution {
+            task: self.task,
+            preset: self.preset.clone(),
+            out,
+            shard: self.shard,
+            discard_changed: self.discard_changed,
+            device: self.device,
+        }
+    }
+}
+
 /// Arguments of `cargo xtask experiment`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The task whose experiment to run.
-    #[arg(value_enum)]
-    task: Task,
-    /// The experiment file (default `configs/<task>.toml`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// The preset of the file to apply (`full`: the published plan; `smoke`: minutes on a CPU).
-    #[arg(long, default_value = "full")]
-    preset: String,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Only these arms (comma-separated names of the file's `[arms.*]`).
     #[arg(long, value_delimiter = ',')]
     arms: Option<Vec<String>>,
@@ -57,17 +107,6 @@ pub struct Args {
     /// `full` preset and `runs-<preset>` for the others.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Delete the runs in the folder that were trained under other settings, and train them
-    /// again (without it, such runs stop the command before anything trains).
-    #[arg(long)]
-    discard_changed: bool,
-    /// The device.
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceArg,
-    /// `I/N`: run only every N-th run of the protocol, starting with the I-th (0-based), so that
-    /// N processes (a job array) share the protocol.
-    #[arg(long, value_parser = parse_shard)]
-    shard: Option<(usize, usize)>,
 }
 
 /// Parses `--shard I/N`.
@@ -81,17 +120,6 @@ pub fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
         return Err(format!("{i}/{n}: need 0 ≤ I < N"));
     }
     Ok((i, n))
-}
-
-impl Args {
-    /// The folder of the runs.
-    fn out(&self) -> PathBuf {
-        match (&self.out, self.preset.as_str()) {
-            (Some(out), _) => out.clone(),
-            (None, "full") => PathBuf::from("runs"),
-            (None, preset) => PathBuf::from(format!("runs-{preset}")),
-        }
-    }
 }
 
 /// Where the runs of a protocol go and how they run: what `experiment` and `tune` share.
@@ -114,14 +142,7 @@ pub struct Execution {
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     let (experiment, origin) = read_experiment(args)?;
-    let execution = Execution {
-        task: args.task,
-        preset: args.preset.clone(),
-        out: args.out(),
-        shard: args.shard,
-        discard_changed: args.discard_changed,
-        device: args.device,
-    };
+    let execution = args.common.execution(args.out.as_ref(), "runs");
     execute(
         experiment,
         &origin,
@@ -141,11 +162,10 @@ pub fn execute(
     execution: &Execution,
     started: Instant,
 ) -> Result<PathBuf> {
-    let args = execution;
-    let device = args.device.device()?;
+    let device = execution.device.device()?;
     let hub = Hub::from_env();
     let checkpoint = Task::checkpoint(&experiment.model);
-    let loaded = args
+    let loaded = execution
         .task
         .load(&hub, &experiment.data, checkpoint.as_ref())?;
     let split_sizes = loaded.sizes();
@@ -155,7 +175,7 @@ pub fn execute(
             commit: hub.commit(&repo),
             repo: repo.id,
         }),
-        classes: args.task.classes(),
+        classes: execution.task.classes(),
         split_sizes,
         steps_per_epoch: split_sizes
             .train
@@ -167,11 +187,11 @@ pub fn execute(
         experiment.retain_arms(arms);
         specs.retain(|spec| arms.contains(&spec.arm));
     }
-    let out = args.out.clone();
-    let planned = plan::place(specs, &out, args.shard);
+    let out = execution.out.clone();
+    let planned = plan::place(specs, &out, execution.shard);
     let root = out.join(&experiment.experiment);
     prepare_out(&out)?;
-    settle_conflicts(&planned, &root, args.discard_changed)?;
+    settle_conflicts(&planned, &root, execution.discard_changed)?;
     eprintln!(
         "{}: {} run(s) of {} arm(s) × {} seed(s), preset `{}`, {} train / {} validation / {} \
          test examples, {} epochs of {} steps, {}, on {:?}, into {} (checked in {:.1} s)",
@@ -179,7 +199,7 @@ pub fn execute(
         planned.len(),
         experiment.arms.len(),
         experiment.seeds.len(),
-        args.preset,
+        execution.preset,
         split_sizes.train,
         split_sizes.val,
         split_sizes.test,
@@ -194,7 +214,7 @@ pub fn execute(
     // and the runs are checked, it ends the command at once (nothing is written yet).
     let termination = Termination::listen()?;
     let protocol = Protocol {
-        task: args.task,
+        task: execution.task,
         hub: &hub,
         loaded: &loaded,
         analysis: experiment.analysis(),
@@ -211,31 +231,20 @@ pub fn execute(
 /// The experiment file with its preset, the flags and `--arms` applied, checked against the
 /// task, the task's data defaults made explicit.
 fn read_experiment(args: &Args) -> Result<(Experiment, config::Origin)> {
-    let task = args.task;
-    let path = experiment_file(task, args.config.as_ref())?;
+    let task = args.common.task;
+    let path = args.common.experiment_file()?;
     let overrides = Overrides {
         epochs: args.epochs,
         seeds: args.seeds.clone(),
         dtype: args.dtype,
         tf32: args.tf32,
     };
-    let (mut experiment, origin) = Experiment::read(&path, &args.preset, &overrides)?;
+    let (mut experiment, origin) = Experiment::read(&path, &args.common.preset, &overrides)?;
     if let Some(arms) = &args.arms {
         experiment.check_arm_names(arms, &origin)?;
     }
     settle(task, &mut experiment, &origin)?;
     Ok((experiment, origin))
-}
-
-/// The experiment file: `config`, or the task's in this checkout.
-pub fn experiment_file(task: Task, config: Option<&PathBuf>) -> Result<PathBuf> {
-    match config {
-        Some(path) => Ok(path.clone()),
-        None => checkout::file(
-            &config::default_relative(task.name()),
-            Some("--config FILE"),
-        ),
-    }
 }
 
 /// Checks `experiment` against the task, and makes the task's data defaults explicit.
