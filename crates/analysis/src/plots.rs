@@ -62,7 +62,7 @@ const FIGURES: [(&str, Figure); 5] = [
         "lr",
         Figure::Bands(
             Quantity::Lr,
-            "Learning rate at each epoch's end (mean ± 1 sd over seeds)",
+            "Learning rate of each epoch's last step (mean ± 1 sd over seeds)",
             "learning rate",
         ),
     ),
