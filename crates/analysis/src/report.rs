@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::compare::{Comparison, Family};
 use crate::metrics::{Better, Fit, Metric, RISE};
-use crate::stats::SIGN_FLIP_MAX_PAIRS;
+use crate::stats::{SIGN_FLIP_MAX_PAIRS, multiset_count};
 use crate::study::{ASO_TAU, Experiment, Settings, Summary};
 use lrlab_runs::Tuning;
 
@@ -507,15 +507,22 @@ fn limits(out: &mut String, e: &Experiment, settings: &Settings) {
              NaN)."
         );
     }
+    let resamples = match pairs {
+        0 => String::new(),
+        n => format!(
+            " ({n} values have {:.0} distinct resamples)",
+            multiset_count(n)
+        ),
+    };
     let _ = writeln!(
         out,
         "- A difference smaller than the detectable one will usually read as \"no detectable \
          difference\": that is absence of evidence, not evidence of equality.\n\
          - Unpaired tests (Welch, Mann–Whitney) ignore the pairing by seed and are reported as \
-         descriptions. Bootstrap intervals resample so few values that they are too narrow (3 \
-         values have 10 distinct resamples); Hedges' g intervals are large-sample \
-         approximations. ASO (ε_min, τ = {ASO_TAU}) is decided at the family's Bonferroni level \
-         and estimates its own spread from the same few runs: a screening signal.\n\
+         descriptions. Bootstrap intervals resample so few values that they are too \
+         narrow{resamples}; Hedges' g intervals are large-sample approximations. ASO (ε_min, \
+         τ = {ASO_TAU}) is decided at the family's Bonferroni level and estimates its own \
+         spread from the same few runs: a screening signal.\n\
          - Epochs to the threshold are right-censored for runs that never reach it (a diverged \
          run is censored at its planned end): those comparisons use the log-rank test and the \
          share that reached it, not means.\n"

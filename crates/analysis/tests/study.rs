@@ -207,6 +207,7 @@ fn a_study_becomes_tables_tests_and_plots() {
         "detectable difference",
         "seeds for 1 point",
         "With 3 pairs the exact sign-flip test cannot give p below 0.250",
+        "too narrow (3 values have 10 distinct resamples)",
         "plateau seed 3 (running, 5 epochs)",
         "Diverged, counted as failures: trend_gap (seed 3)",
         "## Over- and under-fitting",

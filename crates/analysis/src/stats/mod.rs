@@ -6,7 +6,7 @@ mod resample;
 mod survival;
 
 pub use rank::{MannWhitney, MwMethod, mann_whitney};
-pub use resample::{Resampler, aso_eps_min, violation_ratio};
+pub use resample::{Resampler, aso_eps_min, multiset_count, violation_ratio};
 pub use survival::{Censored, LogRank, kaplan_meier_median, log_rank};
 
 use std::cell::RefCell;

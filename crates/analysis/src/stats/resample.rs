@@ -92,8 +92,9 @@ impl Resampler {
     }
 }
 
-/// The number of multisets of size n drawn from n values: C(2n − 1, n).
-fn multiset_count(n: usize) -> f64 {
+/// The number of multisets of size n drawn from n values, C(2n − 1, n): the distinct resamples
+/// a bootstrap of n values can draw.
+pub fn multiset_count(n: usize) -> f64 {
     (0..n).fold(1.0, |acc, i| acc * (n + i) as f64 / (i + 1) as f64)
 }
 
