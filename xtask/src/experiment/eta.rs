@@ -7,7 +7,7 @@ use anyhow::Result;
 use lrlab_runs::RunDir;
 
 /// Epochs trained by this call, and epochs still to train in the protocol.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Eta {
     /// Epochs this call has trained so far.
     trained: u64,

@@ -110,7 +110,7 @@ pub struct Args {
 }
 
 /// Parses `--shard I/N`.
-pub fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
+fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
     let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
     let (i, n): (usize, usize) = (
         i.parse().map_err(|_| "I: a number")?,
