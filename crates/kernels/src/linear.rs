@@ -1,91 +1,171 @@
-//! A linear layer's product and bias. The product is candle's, over the rows of all leading
-//! dimensions at once; the bias is one operation whose backward pass sums the gradient's
-//! columns in parallel, where candle's broadcast gradient reduces over the leading dimensions one
-//! element at a time, with two integer divisions per element, on one thread (for MiniLM's 36
-//! biases a step, tenths of a second).
+//! A linear layer `x Wᵀ + b` as one operation on the CPU: the bias is written into the output
+//! and `gemm` adds the product onto it, and the backward pass computes the three gradients
+//! from the output's. candle's composition (a reshape, a transpose, a product, a bias addition
+//! and a reshape back) is five nodes, and candle's backward pass starts each node's input
+//! gradient as a fresh zero tensor and adds onto it: four more zero-and-add passes over the
+//! activations and a strided one over the weight for every linear layer of a step. The bias'
+//! gradient sums the output gradient's columns in parallel, where candle's broadcast reduction
+//! runs on one thread with two integer divisions per element.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::product::{Matrix, matmul};
 use super::{cpu_slice, serves_f32, sum_in_order};
 
 /// `x Wᵀ + b` over the last dimension of `x`, `weight` being `(out, in)` and `bias` `(out,)`;
-/// differentiable in all three. The bias is added by one fused operation for `f32` on the CPU,
-/// by candle's broadcast addition elsewhere (the same values either way).
+/// differentiable in all three. One fused operation for `f32` on the CPU with a bias, candle's
+/// product (and broadcast addition) elsewhere; the same values either way.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let dims = x.dims();
-    let features = *dims.last().unwrap_or(&0);
-    let rows = x.elem_count() / features.max(1);
-    let product = x.reshape((rows, features))?.matmul(&weight.t()?)?;
-    let product = match bias {
-        Some(bias) if serves_f32(&product) => product.apply_op2(bias, BiasAdd)?,
-        Some(bias) => product.broadcast_add(bias)?,
-        None => product,
-    };
-    let mut shape = dims.to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = weight.dim(0)?;
+    match bias {
+        Some(bias) if serves_f32(x) && serves_f32(weight) && serves_f32(bias) => x
+            .contiguous()?
+            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear),
+        _ => composed(x, weight, bias),
     }
-    product.reshape(shape)
 }
 
-/// The fused operation of [`linear`]'s bias: `(rows, n) + (n,)`.
-struct BiasAdd;
+/// [`linear`] from candle's primitives.
+fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let product = x.broadcast_matmul(&weight.t()?)?;
+    match bias {
+        Some(bias) => product.broadcast_add(bias),
+        None => Ok(product),
+    }
+}
+
+/// The fused operation of [`linear`].
+struct Linear;
 
 /// Rows per parallel task of the bias gradient's column sums.
 const ROWS: usize = 64;
 
-impl CustomOp2 for BiasAdd {
+/// The shape of a linear layer's operands: `rows` inputs of `inputs` features each, `outputs`
+/// output features.
+#[derive(Clone, Copy)]
+struct Sizes {
+    rows: usize,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Sizes {
+    /// The sizes of `x` (`(…, in)`), `weight` (`(out, in)`) and `bias` (`(out,)`) laid out as
+    /// given, or an error saying which do not fit.
+    fn of(x: &Layout, weight: &Layout, bias: &Layout) -> Result<Self> {
+        let (&inputs, &[outputs, weight_inputs]) = (x.dims().last().unwrap_or(&0), weight.dims())
+        else {
+            candle_core::bail!("linear: weight {:?} is not a matrix", weight.dims());
+        };
+        if inputs == 0 || weight_inputs != inputs || bias.dims() != [outputs] {
+            candle_core::bail!(
+                "linear: input {:?}, weight {:?} and bias {:?} do not fit",
+                x.dims(),
+                weight.dims(),
+                bias.dims()
+            );
+        }
+        let rows = x.shape().elem_count() / inputs;
+        Ok(Sizes {
+            rows,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The output's shape: `x`'s with its last dimension `outputs`.
+    fn output(&self, x: &Layout) -> Shape {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.outputs;
+        }
+        Shape::from(dims)
+    }
+}
+
+/// How `gemm` runs a linear layer's products: over every thread.
+fn parallelism() -> Parallelism {
+    Parallelism::Rayon(rayon::current_num_threads())
+}
+
+impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
-        "lrlab-bias-add"
+        "lrlab-linear"
     }
 
     fn cpu_fwd(
         &self,
         xs: &CpuStorage,
         xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, bias) = (
-            cpu_slice::<f32>(self.name(), xs, xl)?,
-            cpu_slice::<f32>(self.name(), bs, bl)?,
+        let name = self.name();
+        let sizes = Sizes::of(xl, wl, bl)?;
+        let (x, weight, bias) = (
+            cpu_slice::<f32>(name, xs, xl)?,
+            cpu_slice::<f32>(name, ws, wl)?,
+            cpu_slice::<f32>(name, bs, bl)?,
         );
-        let n = bias.len();
-        if n == 0 || xl.dims().last() != Some(&n) {
-            candle_core::bail!("bias add: input {:?}, bias {n}", xl.dims());
+        let Sizes {
+            rows,
+            inputs,
+            outputs,
+        } = sizes;
+        // Every row starts as the bias; the product is added onto it.
+        let mut y = Vec::with_capacity(rows * outputs);
+        for _ in 0..rows {
+            y.extend_from_slice(bias);
         }
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(n * ROWS)
-            .zip(x.par_chunks(n * ROWS))
-            .for_each(|(out, x)| {
-                for (out, x) in out.chunks_mut(n).zip(x.chunks(n)) {
-                    for ((o, &v), &b) in out.iter_mut().zip(x).zip(bias) {
-                        *o = v + b;
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        let x = Matrix::new(x, rows, inputs);
+        let weight = Matrix::new(weight, outputs, inputs);
+        matmul(&mut y, x, weight.t(), true, parallelism());
+        Ok((CpuStorage::F32(y), sizes.output(xl)))
     }
 
     fn bwd(
         &self,
-        _x: &Tensor,
+        x: &Tensor,
+        weight: &Tensor,
         bias: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = self.name();
         let grad = grad.contiguous()?;
-        let n = bias.elem_count();
-        let sums = {
-            let (storage, layout) = grad.storage_and_layout();
-            let candle_core::Storage::Cpu(storage) = &*storage else {
-                candle_core::bail!("bias add backward: CPU tensors only");
-            };
-            column_sums(cpu_slice::<f32>(self.name(), storage, layout)?, n)
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = weight.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
+            candle_core::bail!("linear backward: CPU tensors only");
         };
-        let dbias = Tensor::from_vec(sums, n, grad.device())?;
-        Ok((Some(grad), Some(dbias)))
+        let sizes = Sizes::of(xl, wl, bias.layout())?;
+        let Sizes {
+            rows,
+            inputs,
+            outputs,
+        } = sizes;
+        let (x, w, dy) = (
+            Matrix::new(cpu_slice::<f32>(name, xs, xl)?, rows, inputs),
+            Matrix::new(cpu_slice::<f32>(name, ws, wl)?, outputs, inputs),
+            cpu_slice::<f32>(name, gs, gl)?,
+        );
+        let dy_matrix = Matrix::new(dy, rows, outputs);
+        // ∂x = ∂y·W, ∂W = ∂yᵀ·x, ∂b = the columns' sums of ∂y.
+        let mut dx = vec![0f32; rows * inputs];
+        matmul(&mut dx, dy_matrix, w, false, parallelism());
+        let mut dw = vec![0f32; outputs * inputs];
+        matmul(&mut dw, dy_matrix.t(), x, false, parallelism());
+        let db = column_sums(dy, outputs);
+        let device = grad.device();
+        Ok((
+            Some(Tensor::from_vec(dx, xl.shape(), device)?),
+            Some(Tensor::from_vec(dw, wl.shape(), device)?),
+            Some(Tensor::from_vec(db, outputs, device)?),
+        ))
     }
 }
 
