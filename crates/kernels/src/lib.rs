@@ -1,7 +1,7 @@
 //! Fused CPU operations for candle, each with its backward pass, where candle's composition of
 //! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution,
 //! batch normalisation (with the ReLU after it), layer normalisation, softmax (with attention's
-//! scale and mask), GELU, dropout, a linear layer's bias, batched matrix products and Adam's
+//! scale and mask), GELU, dropout, linear layers, attention's per-head products and Adam's
 //! update.
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
@@ -24,6 +24,7 @@
 //! (`product.rs`), whose entry point takes pointers and strides.
 
 mod adam;
+mod attention;
 mod batch_norm;
 mod conv;
 mod conv_products;
@@ -35,16 +36,16 @@ mod product;
 mod softmax;
 
 pub use adam::{AdamUpdate, Param, Tracked, adam_update};
+pub use attention::{attention_context, attention_scores};
 pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
 pub use dropout::dropout;
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
-pub use product::batched_matmul;
 pub use softmax::{attention_softmax, softmax_last_dim};
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor, WithDType};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
 /// Whether the `f32` kernels (batch norm, layer norm, softmax) serve `x`: `f32` on the CPU.
@@ -105,6 +106,24 @@ pub(crate) fn cpu_slice<'a, T: WithDType>(
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: inputs must be contiguous")))?;
     Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+/// Runs `f` on the contiguous `f32` elements of CPU tensors `tensors` (in a backward pass,
+/// where candle hands over tensors rather than storages), or an error naming operation `op`.
+pub(crate) fn with_cpu_slices<const N: usize, R>(
+    op: &str,
+    tensors: [&Tensor; N],
+    f: impl FnOnce([&[f32]; N]) -> Result<R>,
+) -> Result<R> {
+    let guards = tensors.map(|t| t.storage_and_layout());
+    let mut slices: [&[f32]; N] = [&[]; N];
+    for (slice, (storage, layout)) in slices.iter_mut().zip(&guards) {
+        let Storage::Cpu(storage) = &**storage else {
+            candle_core::bail!("{op} backward: CPU tensors only");
+        };
+        *slice = cpu_slice::<f32>(op, storage, layout)?;
+    }
+    f(slices)
 }
 
 /// The largest absolute difference over the largest magnitude of `expected`.

@@ -7,12 +7,12 @@
 //! gradient sums the output gradient's columns in parallel, where candle's broadcast reduction
 //! runs on one thread with two integer divisions per element.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::product::{Matrix, matmul};
-use super::{cpu_slice, serves_f32, sum_in_order};
+use super::{cpu_slice, serves_f32, sum_in_order, with_cpu_slices};
 
 /// `x Wᵀ + b` over the last dimension of `x`, `weight` being `(out, in)` and `bias` `(out,)`;
 /// differentiable in all three. One fused operation for `f32` on the CPU with a bias, candle's
@@ -134,32 +134,26 @@ impl CustomOp3 for Linear {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let name = self.name();
         let grad = grad.contiguous()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = weight.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
-            candle_core::bail!("linear backward: CPU tensors only");
-        };
-        let sizes = Sizes::of(xl, wl, bias.layout())?;
+        let (xl, wl) = (x.layout(), weight.layout());
         let Sizes {
             rows,
             inputs,
             outputs,
-        } = sizes;
-        let (x, w, dy) = (
-            Matrix::new(cpu_slice::<f32>(name, xs, xl)?, rows, inputs),
-            Matrix::new(cpu_slice::<f32>(name, ws, wl)?, outputs, inputs),
-            cpu_slice::<f32>(name, gs, gl)?,
-        );
-        let dy_matrix = Matrix::new(dy, rows, outputs);
-        // ∂x = ∂y·W, ∂W = ∂yᵀ·x, ∂b = the columns' sums of ∂y.
-        let mut dx = vec![0f32; rows * inputs];
-        matmul(&mut dx, dy_matrix, w, false, parallelism());
-        let mut dw = vec![0f32; outputs * inputs];
-        matmul(&mut dw, dy_matrix.t(), x, false, parallelism());
-        let db = column_sums(dy, outputs);
+        } = Sizes::of(xl, wl, bias.layout())?;
+        let (dx, dw, db) = with_cpu_slices(self.name(), [x, weight, &grad], |[x, w, dy]| {
+            let (x, w) = (
+                Matrix::new(x, rows, inputs),
+                Matrix::new(w, outputs, inputs),
+            );
+            let dy_matrix = Matrix::new(dy, rows, outputs);
+            // ∂x = ∂y·W, ∂W = ∂yᵀ·x, ∂b = the columns' sums of ∂y.
+            let mut dx = vec![0f32; rows * inputs];
+            matmul(&mut dx, dy_matrix, w, false, parallelism());
+            let mut dw = vec![0f32; outputs * inputs];
+            matmul(&mut dw, dy_matrix.t(), x, false, parallelism());
+            Ok((dx, dw, column_sums(dy, outputs)))
+        })?;
         let device = grad.device();
         Ok((
             Some(Tensor::from_vec(dx, xl.shape(), device)?),

@@ -194,25 +194,17 @@ impl EncoderLayer {
     /// tokens and the most negative float for padding. The products run in the compute
     /// precision; scores, softmax, residuals and layer norms in `f32`, as autocast does.
     fn forward_t(&self, hidden: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let (batch, len, size) = hidden.dims3()?;
-        let head_size = size / self.heads;
-        let split_heads = |x: Tensor| {
-            x.reshape((batch, len, self.heads, head_size))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let query = split_heads(self.query.forward(hidden)?)?;
-        let key = split_heads(self.key.forward(hidden)?)?;
-        let value = split_heads(self.value.forward(hidden)?)?;
-        let scores = lrlab_kernels::batched_matmul(&query, &key.t()?)?.to_dtype(DType::F32)?;
+        let head_size = hidden.dim(2)? / self.heads;
+        let query = self.query.forward(hidden)?;
+        let key = self.key.forward(hidden)?;
+        let value = self.value.forward(hidden)?;
+        let scores =
+            lrlab_kernels::attention_scores(&query, &key, self.heads)?.to_dtype(DType::F32)?;
         let scale = (head_size as f64).powf(-0.5);
         let probabilities = lrlab_kernels::attention_softmax(&scores, scale, mask_bias)?;
         let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
         let probabilities = probabilities.to_dtype(value.dtype())?;
-        let context = lrlab_kernels::batched_matmul(&probabilities, &value)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch, len, size))?;
+        let context = lrlab_kernels::attention_context(&probabilities, &value, self.heads)?;
         let attended = self
             .hidden_dropout
             .forward_t(&self.attention_output.forward(&context)?, train)?;

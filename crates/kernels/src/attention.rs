@@ -1,0 +1,341 @@
+//! Self-attention's two batched products, reading and writing every head where the linear
+//! layers leave it: inside the `(B, L, heads·d)` projections, a head being `d` columns of each
+//! row. candle's composition splits the heads out (a reshape, a transpose and a copy for each of
+//! query, key and value), transposes the key, and merges the context back (a transpose, a copy
+//! and a reshape): ten graph nodes a layer, each costing a pass forward and, since candle's
+//! backward pass starts every input gradient as zeros and adds onto it, a zero-and-add backward.
+//! Here `gemm` reads and writes the heads in place through strides, one batch element per task.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::product::{Destination, Matrix, matmul_into};
+use super::{cpu_slice, serves_f32, with_cpu_slices};
+
+/// Every head's attention scores `Q Kᵀ` (unscaled): `query` and `key` are `(B, L, heads·d)`,
+/// the scores `(B, heads, L, L)`; differentiable in both. One fused operation for `f32` on the
+/// CPU, candle's products of the split heads elsewhere.
+pub fn attention_scores(query: &Tensor, key: &Tensor, heads: usize) -> Result<Tensor> {
+    if serves_f32(query) && serves_f32(key) {
+        return query
+            .contiguous()?
+            .apply_op2(&key.contiguous()?, Product::Scores(heads));
+    }
+    split_heads(query, heads)?.matmul(&split_heads(key, heads)?.t()?)
+}
+
+/// Every head's context `P V`: `probabilities` are `(B, heads, L, L)`, `value` is
+/// `(B, L, heads·d)`, and so is the context, its heads side by side as the output projection
+/// reads them; differentiable in both. One fused operation for `f32` on the CPU, candle's
+/// products of the split heads elsewhere.
+pub fn attention_context(probabilities: &Tensor, value: &Tensor, heads: usize) -> Result<Tensor> {
+    if serves_f32(probabilities) && serves_f32(value) {
+        return probabilities
+            .contiguous()?
+            .apply_op2(&value.contiguous()?, Product::Context(heads));
+    }
+    let (batch, len, width) = value.dims3()?;
+    probabilities
+        .matmul(&split_heads(value, heads)?)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((batch, len, width))
+}
+
+/// `(B, L, heads·d)` as `(B, heads, L, d)`, contiguous.
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (batch, len, width) = x.dims3()?;
+    x.reshape((batch, len, heads, width / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// The fused products, each with its number of heads.
+#[derive(Clone, Copy)]
+enum Product {
+    /// [`attention_scores`]: (query, key) → scores.
+    Scores(usize),
+    /// [`attention_context`]: (probabilities, value) → context.
+    Context(usize),
+}
+
+/// The shape of one attention: `batch` elements of `len` tokens, `heads` heads of `size`
+/// features each.
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    batch: usize,
+    len: usize,
+    heads: usize,
+    size: usize,
+}
+
+impl Heads {
+    /// The shape of `(B, L, heads·d)` projections laid out as `projection`.
+    fn of(projection: &Layout, heads: usize) -> Result<Self> {
+        match *projection.dims() {
+            [batch, len, width] if heads > 0 && width % heads == 0 => Ok(Heads {
+                batch,
+                len,
+                heads,
+                size: width / heads,
+            }),
+            ref dims => candle_core::bail!(
+                "attention: projection {dims:?} is not (batch, length, {heads} heads × size)"
+            ),
+        }
+    }
+
+    /// Features per token of a projection, all heads.
+    fn width(&self) -> usize {
+        self.heads * self.size
+    }
+
+    /// Elements of one batch element's projection.
+    fn projection(&self) -> usize {
+        self.len * self.width()
+    }
+
+    /// Elements of one batch element's scores (all heads).
+    fn scores(&self) -> usize {
+        self.heads * self.len * self.len
+    }
+
+    /// Head `h` of one batch element's projection `x`: `L × d`, inside `x`'s rows.
+    fn head<'a>(&self, x: &'a [f32], h: usize) -> Matrix<'a> {
+        Matrix::strided(&x[h * self.size..], self.len, self.size, self.width())
+    }
+
+    /// Where head `h` of one batch element's projection `x` is written.
+    fn head_mut<'a>(&self, x: &'a mut [f32], h: usize) -> Destination<'a> {
+        Destination::strided(&mut x[h * self.size..], self.width())
+    }
+
+    /// Head `h`'s `L × L` matrix of one batch element's scores `s`.
+    fn square<'a>(&self, s: &'a [f32], h: usize) -> Matrix<'a> {
+        let n = self.len * self.len;
+        Matrix::new(&s[h * n..][..n], self.len, self.len)
+    }
+
+    /// Where head `h`'s `L × L` matrix of one batch element's scores `s` is written.
+    fn square_mut<'a>(&self, s: &'a mut [f32], h: usize) -> Destination<'a> {
+        let n = self.len * self.len;
+        Destination::dense(&mut s[h * n..][..n], self.len)
+    }
+
+    /// `(B, heads, L, L)`.
+    fn scores_shape(&self) -> Shape {
+        Shape::from((self.batch, self.heads, self.len, self.len))
+    }
+
+    /// A tensor of `size` elements a batch element, each element's written by
+    /// `fill(b, its elements)`, the elements in parallel.
+    fn per_element(&self, size: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+        let mut out = vec![0f32; self.batch * size];
+        out.par_chunks_mut(size.max(1))
+            .enumerate()
+            .for_each(|(b, chunk)| fill(b, chunk));
+        out
+    }
+}
+
+/// Batch element `b`'s part of `x`, whose batch elements are `size` long.
+fn element(x: &[f32], b: usize, size: usize) -> &[f32] {
+    &x[b * size..][..size]
+}
+
+/// One small product, on the calling task's thread.
+fn product(dst: Destination, a: Matrix, b: Matrix) {
+    matmul_into(dst, a, b, false, Parallelism::None);
+}
+
+impl Product {
+    /// The heads' shape, checking the operands: projections `(B, L, heads·d)` and scores
+    /// `(B, heads, L, L)`.
+    fn heads(&self, first: &Layout, second: &Layout) -> Result<Heads> {
+        let (scores, projection, heads) = match *self {
+            Product::Scores(heads) => (None, first, heads),
+            Product::Context(heads) => (Some(first), second, heads),
+        };
+        let shape = Heads::of(projection, heads)?;
+        let fits = match scores {
+            None => first.dims() == second.dims(),
+            Some(scores) => scores.shape() == &shape.scores_shape(),
+        };
+        if !fits {
+            candle_core::bail!(
+                "attention: operands {:?} and {:?} do not fit",
+                first.dims(),
+                second.dims()
+            );
+        }
+        Ok(shape)
+    }
+}
+
+impl CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        match self {
+            Product::Scores(_) => "lrlab-attention-scores",
+            Product::Context(_) => "lrlab-attention-context",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.heads(l1, l2)?;
+        let (first, second) = (
+            cpu_slice::<f32>(self.name(), s1, l1)?,
+            cpu_slice::<f32>(self.name(), s2, l2)?,
+        );
+        let (p, s) = (g.projection(), g.scores());
+        let (out, shape) = match self {
+            Product::Scores(_) => {
+                let scores = g.per_element(s, |b, out| {
+                    let (q, k) = (element(first, b, p), element(second, b, p));
+                    for h in 0..g.heads {
+                        product(g.square_mut(out, h), g.head(q, h), g.head(k, h).t());
+                    }
+                });
+                (scores, g.scores_shape())
+            }
+            Product::Context(_) => {
+                let context = g.per_element(p, |b, out| {
+                    let (probabilities, v) = (element(first, b, s), element(second, b, p));
+                    for h in 0..g.heads {
+                        product(g.head_mut(out, h), g.square(probabilities, h), g.head(v, h));
+                    }
+                });
+                (context, l2.shape().clone())
+            }
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        first: &Tensor,
+        second: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.heads(first.layout(), second.layout())?;
+        let grad = grad.contiguous()?;
+        let (p, s) = (g.projection(), g.scores());
+        let (d_first, d_second) =
+            with_cpu_slices(self.name(), [first, second, &grad], |[x, y, dz]| {
+                Ok(match self {
+                    // S = Q Kᵀ: ∂Q = ∂S K, ∂K = ∂Sᵀ Q.
+                    Product::Scores(_) => (
+                        g.per_element(p, |b, dq| {
+                            let (k, ds) = (element(y, b, p), element(dz, b, s));
+                            for h in 0..g.heads {
+                                product(g.head_mut(dq, h), g.square(ds, h), g.head(k, h));
+                            }
+                        }),
+                        g.per_element(p, |b, dk| {
+                            let (q, ds) = (element(x, b, p), element(dz, b, s));
+                            for h in 0..g.heads {
+                                product(g.head_mut(dk, h), g.square(ds, h).t(), g.head(q, h));
+                            }
+                        }),
+                    ),
+                    // C = P V: ∂P = ∂C Vᵀ, ∂V = Pᵀ ∂C.
+                    Product::Context(_) => (
+                        g.per_element(s, |b, dp| {
+                            let (v, dc) = (element(y, b, p), element(dz, b, p));
+                            for h in 0..g.heads {
+                                product(g.square_mut(dp, h), g.head(dc, h), g.head(v, h).t());
+                            }
+                        }),
+                        g.per_element(p, |b, dv| {
+                            let (pr, dc) = (element(x, b, s), element(dz, b, p));
+                            for h in 0..g.heads {
+                                product(g.head_mut(dv, h), g.square(pr, h).t(), g.head(dc, h));
+                            }
+                        }),
+                    ),
+                })
+            })?;
+        let device = grad.device();
+        Ok((
+            Some(Tensor::from_vec(d_first, first.shape(), device)?),
+            Some(Tensor::from_vec(d_second, second.shape(), device)?),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relative_error;
+    use candle_core::{Device, Var};
+
+    /// Both products against candle's composition, in value and in both gradients, with
+    /// operands that arrive non-contiguous (a transpose) as well as plain.
+    #[test]
+    fn attention_products_equal_candles_in_value_and_gradients() -> Result<()> {
+        let device = Device::Cpu;
+        let (batch, len, heads, size) = (3, 5, 2, 4);
+        let random = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &device)?);
+        let (q, k, v) = (
+            random(&[batch, len, heads * size])?,
+            random(&[batch, len, heads * size])?,
+            random(&[batch, heads * size, len])?,
+        );
+        let v_transposed = v.as_tensor().transpose(1, 2)?;
+        let probabilities = random(&[batch, heads, len, len])?;
+        let r_scores = Tensor::randn(0f32, 1.0, (batch, heads, len, len), &device)?;
+        let r_context = Tensor::randn(0f32, 1.0, (batch, len, heads * size), &device)?;
+        let fused = (
+            attention_scores(q.as_tensor(), k.as_tensor(), heads)?,
+            attention_context(probabilities.as_tensor(), &v_transposed, heads)?,
+        );
+        let composed = (
+            split_heads(q.as_tensor(), heads)?.matmul(&split_heads(k.as_tensor(), heads)?.t()?)?,
+            probabilities
+                .as_tensor()
+                .matmul(&split_heads(&v_transposed, heads)?)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((batch, len, heads * size))?,
+        );
+        assert_eq!(fused.0.dims(), [batch, heads, len, len]);
+        assert_eq!(fused.1.dims(), [batch, len, heads * size]);
+        assert!(relative_error(&fused.0, &composed.0) < 1e-6, "scores");
+        assert!(relative_error(&fused.1, &composed.1) < 1e-6, "context");
+        let loss = |(scores, context): &(Tensor, Tensor)| {
+            (scores * &r_scores)?.sum_all()? + (context * &r_context)?.sum_all()?
+        };
+        let (g_fused, g_composed) = (loss(&fused)?.backward()?, loss(&composed)?.backward()?);
+        for (name, var) in [("q", &q), ("k", &k), ("v", &v), ("p", &probabilities)] {
+            let (a, b) = (
+                g_fused.get(var).expect("fused gradient"),
+                g_composed.get(var).expect("composed gradient"),
+            );
+            let error = relative_error(a, b);
+            assert!(error < 1e-6, "gradient of {name} differs by {error:e}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn mismatched_operands_are_an_error() -> Result<()> {
+        let device = Device::Cpu;
+        let q = Tensor::zeros((2, 3, 8), candle_core::DType::F32, &device)?;
+        let k = Tensor::zeros((2, 4, 8), candle_core::DType::F32, &device)?;
+        assert!(attention_scores(&q, &k, 2).is_err());
+        assert!(
+            attention_scores(&q, &q, 3).is_err(),
+            "8 features in 3 heads"
+        );
+        let p = Tensor::zeros((2, 2, 3, 4), candle_core::DType::F32, &device)?;
+        assert!(attention_context(&p, &q, 2).is_err());
+        Ok(())
+    }
+}
