@@ -328,13 +328,15 @@ impl InplaceOp3 for MomentsUpdate {
             .zip(v.par_chunks_mut(CHUNK))
             .zip(grad.par_chunks(CHUNK).zip(theta.par_chunks(CHUNK)))
             .for_each(|((m, v), (grad, theta))| {
-                for i in 0..m.len() {
+                // Zipped, not indexed: no bounds checks, so the loop vectorises.
+                let moments = m.iter_mut().zip(v.iter_mut());
+                for ((m, v), (&g, &theta)) in moments.zip(grad.iter().zip(theta)) {
                     let g = match decoupled || wd == 0.0 {
-                        true => grad[i],
-                        false => grad[i] + theta[i] * wd,
+                        true => g,
+                        false => g + theta * wd,
                     };
-                    m[i] = m[i] * b1 + g * c1;
-                    v[i] = v[i] * b2 + g * g * c2;
+                    *m = *m * b1 + g * c1;
+                    *v = *v * b2 + g * g * c2;
                 }
             });
         Ok(())
@@ -374,13 +376,13 @@ impl InplaceOp2 for ParameterUpdate {
             .par_chunks_mut(CHUNK)
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
             .for_each(|(theta, (m, v))| {
-                for i in 0..theta.len() {
-                    let update = m[i] / (v[i].sqrt() * inv_root + eps);
+                for (theta, (&m, &v)) in theta.iter_mut().zip(m.iter().zip(v)) {
+                    let update = m / (v.sqrt() * inv_root + eps);
                     let decayed = match decoupled && wd != 0.0 {
-                        true => theta[i] * keep,
-                        false => theta[i],
+                        true => *theta * keep,
+                        false => *theta,
                     };
-                    theta[i] = decayed - update * step_size;
+                    *theta = decayed - update * step_size;
                 }
             });
         Ok(())
