@@ -154,12 +154,14 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
                 target[last..].fill(0.0);
                 let source = &image[g.source(i, ki) * g.width..][..g.width];
                 let target = &mut target[first..last];
+                let from = &source[g.source(first, kj)..];
                 if g.stride == 1 {
-                    let from = g.source(first, kj);
-                    target.copy_from_slice(&source[from..from + (last - first)]);
+                    target.copy_from_slice(&from[..target.len()]);
                 } else {
-                    for (t, j) in target.iter_mut().zip(first..last) {
-                        *t = source[g.source(j, kj)];
+                    // Every `stride`-th element from the first one read: an iterator, so no
+                    // index is computed or checked per element.
+                    for (t, &v) in target.iter_mut().zip(from.iter().step_by(g.stride)) {
+                        *t = v;
                     }
                 }
             }
@@ -183,14 +185,14 @@ fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
             for i in rows.0..rows.1 {
                 let target = &mut image[g.source(i, ki) * g.width..][..g.width];
                 let source = &row[i * out_w..][first..last];
+                let target = &mut target[g.source(first, kj)..];
                 if g.stride == 1 {
-                    let from = g.source(first, kj);
-                    for (t, &v) in target[from..from + (last - first)].iter_mut().zip(source) {
+                    for (t, &v) in target.iter_mut().zip(source) {
                         *t += v;
                     }
                 } else {
-                    for (&v, j) in source.iter().zip(first..last) {
-                        target[g.source(j, kj)] += v;
+                    for (t, &v) in target.iter_mut().step_by(g.stride).zip(source) {
+                        *t += v;
                     }
                 }
             }
