@@ -327,8 +327,10 @@ impl InplaceOp3 for MomentsUpdate {
         m.par_chunks_mut(CHUNK)
             .zip(v.par_chunks_mut(CHUNK))
             .zip(grad.par_chunks(CHUNK).zip(theta.par_chunks(CHUNK)))
-            .for_each(|((m, v), (grad, theta))| {
-                // Zipped, not indexed: no bounds checks, so the loop vectorises.
+            .for_each(move |((m, v), (grad, theta))| {
+                // Zipped, not indexed (no bounds checks), and the constants moved in (`move`)
+                // rather than read through references the stores might alias: so the loop
+                // vectorises.
                 let moments = m.iter_mut().zip(v.iter_mut());
                 for ((m, v), (&g, &theta)) in moments.zip(grad.iter().zip(theta)) {
                     let g = match decoupled || wd == 0.0 {
@@ -375,7 +377,8 @@ impl InplaceOp2 for ParameterUpdate {
         theta
             .par_chunks_mut(CHUNK)
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
-            .for_each(|(theta, (m, v))| {
+            .for_each(move |(theta, (m, v))| {
+                // As the moments' loop: zipped, constants moved in, vectorised.
                 for (theta, (&m, &v)) in theta.iter_mut().zip(m.iter().zip(v)) {
                     let update = m / (v.sqrt() * inv_root + eps);
                     let decayed = match decoupled && wd != 0.0 {
