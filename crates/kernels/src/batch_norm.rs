@@ -446,19 +446,40 @@ fn channel_stats(x: &[f32], (n, c, plane): (usize, usize, usize)) -> ChannelStat
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane]);
             let sum: f64 = planes()
-                .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .map(|p| lane_sum(p.len(), |i| [f64::from(p[i])])[0])
                 .sum();
             let mean = sum / count;
             let squares: f64 = planes()
-                .map(|p| {
-                    p.iter()
-                        .map(|&v| (f64::from(v) - mean).powi(2))
-                        .sum::<f64>()
-                })
+                .map(|p| lane_sum(p.len(), |i| [(f64::from(p[i]) - mean).powi(2)])[0])
                 .sum();
             (mean as f32, (squares / count) as f32)
         })
         .unzip()
+}
+
+/// Interleaved partial sums of a plane: one running total waits out an addition's latency per
+/// term; `LANES` totals over every `LANES`-th term, added in a fixed order at the end, do not,
+/// and give the same sum every run.
+const LANES: usize = 8;
+
+/// The `K` sums `Σᵢ term(i)` over `0..len`, in [`LANES`] interleaved partial sums each.
+fn lane_sum<const K: usize>(len: usize, term: impl Fn(usize) -> [f64; K]) -> [f64; K] {
+    let mut lanes = [[0f64; K]; LANES];
+    let full = len - len % LANES;
+    for base in (0..full).step_by(LANES) {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            for (total, t) in lane.iter_mut().zip(term(base + k)) {
+                *total += t;
+            }
+        }
+    }
+    let mut sums = [0f64; K];
+    for i in (0..LANES).map(|k| lanes[k]).chain((full..len).map(&term)) {
+        for (total, t) in sums.iter_mut().zip(i) {
+            *total += t;
+        }
+    }
+    sums
 }
 
 /// Writes `out[n, c, ·] = f(c, offset of (n, c, ·), out[n, c, ·])` one plane per task.
@@ -477,6 +498,14 @@ struct Gradient<'a> {
 }
 
 impl Gradient<'_> {
+    /// The gradient of the normalised value at `i`.
+    fn at(&self, i: usize) -> f32 {
+        match self.active {
+            Some(y) => through_relu(self.dy[i], y[i]),
+            None => self.dy[i],
+        }
+    }
+
     /// The gradient of the normalised values over `at..at + len`.
     fn plane(&self, at: usize, len: usize) -> impl Iterator<Item = f32> + '_ {
         let dy = self.dy[at..at + len].iter();
@@ -514,10 +543,12 @@ fn backward(
             let (mut sum, mut dot) = (0f64, 0f64);
             for i in 0..n {
                 let at = (i * c + ch) * plane;
-                for (g, &v) in dy.plane(at, plane).zip(&x[at..at + plane]) {
-                    sum += f64::from(g);
-                    dot += f64::from(g) * f64::from(v - mean[ch]);
-                }
+                let [s, d] = lane_sum(plane, |j| {
+                    let g = f64::from(dy.at(at + j));
+                    [g, g * f64::from(x[at + j] - mean[ch])]
+                });
+                sum += s;
+                dot += d;
             }
             (sum as f32, (dot as f32) * invstd[ch])
         })
