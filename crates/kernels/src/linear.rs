@@ -26,13 +26,19 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     }
 }
 
-/// [`linear`] from candle's primitives.
+/// [`linear`] from candle's primitives: one 2-d product over the rows of all leading
+/// dimensions (no broadcast batch of the weight, which a GPU's batched product would need).
 fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let product = x.broadcast_matmul(&weight.t()?)?;
-    match bias {
-        Some(bias) => product.broadcast_add(bias),
-        None => Ok(product),
-    }
+    let mut dims = x.dims().to_vec();
+    let features = dims.pop().unwrap_or(1);
+    let rows = x.elem_count() / features.max(1);
+    let product = x.reshape((rows, features))?.matmul(&weight.t()?)?;
+    let product = match bias {
+        Some(bias) => product.broadcast_add(bias)?,
+        None => product,
+    };
+    dims.push(weight.dim(0)?);
+    product.reshape(dims)
 }
 
 /// The fused operation of [`linear`].
