@@ -203,6 +203,7 @@ fn header(out: &mut String, e: &Experiment, settings: &Settings) {
         list(&d.tested),
         list(&d.references),
     );
+    provenance(out, e);
     if !d.departures.is_empty() {
         let _ = writeln!(
             out,
@@ -247,6 +248,60 @@ fn header(out: &mut String, e: &Experiment, settings: &Settings) {
             diverged.join("; ")
         );
     }
+}
+
+/// Appends which code and which device trained the runs: a run's specification leaves both
+/// out, and either moves results from their last bits on, which the pairing of seeds across
+/// arms would count as a difference between the arms.
+fn provenance(out: &mut String, e: &Experiment) {
+    let count = |keys: Vec<String>| {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for key in keys {
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+    };
+    let commits = count(
+        e.runs
+            .iter()
+            .map(|r| match &r.commit {
+                Some(commit) => format!("`{}`", &commit[..commit.len().min(7)]),
+                None => "an unknown commit".to_owned(),
+            })
+            .collect(),
+    );
+    let devices = count(e.runs.iter().map(|r| format!("`{}`", r.device)).collect());
+    let list = |counts: &std::collections::BTreeMap<String, usize>| {
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(key, n)| format!("{key} ({n} run{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        parts.join(", ")
+    };
+    if commits.len() <= 1 && devices.len() <= 1 {
+        let _ = writeln!(
+            out,
+            "Trained by {} on {}.\n",
+            list(&commits),
+            list(&devices)
+        );
+        return;
+    }
+    let many = |n: usize, what: &str| match n {
+        1 => format!("one {what}"),
+        n => format!("{n} {what}s"),
+    };
+    let _ = writeln!(
+        out,
+        "**Trained by {} on {}**: {}; on {}. Another commit's kernels or another device's \
+         arithmetic move results from their last bits on, and a paired comparison counts that \
+         as a difference between arms: for a clean comparison, train every run with one commit \
+         on one kind of device.\n",
+        many(commits.len(), "commit"),
+        many(devices.len(), "device"),
+        list(&commits),
+        list(&devices)
+    );
 }
 
 /// Appends what the runs are: the settings every arm shares, and each arm's own.

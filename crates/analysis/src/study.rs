@@ -97,6 +97,10 @@ pub struct RunRow {
     pub counted: bool,
     /// Its metrics, if an epoch finished.
     pub metrics: Option<RunMetrics>,
+    /// The git commit of the code that last trained it, where known.
+    pub commit: Option<String>,
+    /// The device it last trained on (`cpu`, `cuda:N`).
+    pub device: String,
 }
 
 impl RunRow {
@@ -260,6 +264,8 @@ fn run_row(experiment: &str, run: &Run, threshold: f64) -> RunRow {
         status: run.status(),
         counted: run.status().is_outcome() && metrics.is_some(),
         metrics,
+        commit: run.record.git_commit.clone(),
+        device: run.record.device.clone(),
     }
 }
 

@@ -717,3 +717,38 @@ fn choices_made_when_analysing_are_reported_as_departures_from_the_plan() {
         "{report}"
     );
 }
+
+#[test]
+fn runs_trained_by_other_code_or_on_other_devices_are_flagged() {
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path().join("runs");
+    study(&root);
+    let settings = Settings::default();
+    let report = |name: &str| {
+        let analysis = analysed(&root, &settings);
+        report_of(
+            &analysis.experiments[0],
+            &settings,
+            &folder.path().join(name),
+        )
+    };
+    let one = report("one");
+    assert!(
+        one.contains("Trained by an unknown commit (15 runs) on `cpu` (15 runs)."),
+        "{one}"
+    );
+    // One run retrained by another commit on a GPU: its specification is unchanged.
+    let dir = lrlab_runs::RunDir::in_layout(&root, "cifar10", "cosine", 1);
+    let mut record = dir.read_record().unwrap().expect("a record");
+    record.git_commit = Some("0123456789abcdef".into());
+    record.device = "cuda:0".into();
+    dir.write_record(&record).unwrap();
+    let mixed = report("mixed");
+    assert!(
+        mixed.contains(
+            "**Trained by 2 commits on 2 devices**: `0123456` (1 run), an unknown commit \
+             (14 runs); on `cpu` (14 runs), `cuda:0` (1 run)."
+        ),
+        "{mixed}"
+    );
+}
