@@ -8,10 +8,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{cpu_slice, par_zip_map, serves_f32};
+use super::{cpu_slice, par_zip_map, serves_f32, with_cpu_slices};
 
 /// The non-linearity at the end of an [`Epilogue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,41 +289,31 @@ impl BatchNormTrain {
             candle_core::Error::Msg("batch norm: backward pass without a forward pass".into())
         })?;
         let grad = grad.contiguous()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (a_s, al) = affine.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (ys, yl) = y.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(a_s), Storage::Cpu(gs), Storage::Cpu(ys)) =
-            (&*xs, &*a_s, &*gs, &*ys)
-        else {
-            candle_core::bail!("batch norm backward: CPU tensors only");
-        };
-        let dy = cpu_slice::<f32>(TRAIN, gs, gl)?;
-        // Where the ReLU cut the output, the gradient stops.
-        let active = match self.activation {
-            Activation::Identity => None,
-            Activation::Relu => Some(cpu_slice::<f32>(TRAIN, ys, yl)?),
-        };
-        let gradient = Gradient { dy, active };
-        let affine = cpu_slice::<f32>(TRAIN, a_s, al)?;
-        let gamma = &affine[..affine.len() / 2];
-        let x_values = cpu_slice::<f32>(TRAIN, xs, xl)?;
-        let (dx, dgamma, dbeta) = backward(x_values, xl, gamma, gradient, &stats, self.eps)?;
-        let device = x.device();
-        // The sum's gradient: the output's, cut where the ReLU did.
-        let d_sum = match (residual, active) {
-            (false, _) => None,
-            (true, None) => Some(grad.clone()),
-            (true, Some(y)) => {
-                let cut = par_zip_map(dy, y, through_relu);
-                Some(Tensor::from_vec(cut, xl.shape(), device)?)
-            }
-        };
-        Ok((
-            Tensor::from_vec(dx, xl.shape(), device)?,
-            Tensor::from_vec([dgamma, dbeta].concat(), (2, gamma.len()), device)?,
-            d_sum,
-        ))
+        let (xl, device) = (x.layout(), x.device());
+        with_cpu_slices(TRAIN, [x, affine, &grad, y], |[x_values, affine, dy, y]| {
+            // Where the ReLU cut the output, the gradient stops.
+            let active = match self.activation {
+                Activation::Identity => None,
+                Activation::Relu => Some(y),
+            };
+            let gradient = Gradient { dy, active };
+            let gamma = &affine[..affine.len() / 2];
+            let (dx, dgamma, dbeta) = backward(x_values, xl, gamma, gradient, &stats, self.eps)?;
+            // The sum's gradient: the output's, cut where the ReLU did.
+            let d_sum = match (residual, active) {
+                (false, _) => None,
+                (true, None) => Some(grad.clone()),
+                (true, Some(y)) => {
+                    let cut = par_zip_map(dy, y, through_relu);
+                    Some(Tensor::from_vec(cut, xl.shape(), device)?)
+                }
+            };
+            Ok((
+                Tensor::from_vec(dx, xl.shape(), device)?,
+                Tensor::from_vec([dgamma, dbeta].concat(), (2, gamma.len()), device)?,
+                d_sum,
+            ))
+        })
     }
 }
 

@@ -2,10 +2,10 @@
 //! one backward, where the composition of primitives makes eight forward and about as many
 //! backward, each allocating a tensor of the hidden states' size.
 
-use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{cpu_slice, serves_f32};
+use super::{cpu_slice, serves_f32, with_cpu_slices};
 
 /// `(x − mean) / √(var + eps) · γ + β` over the last dimension with the biased variance, as
 /// PyTorch's `LayerNorm`, differentiable in `x`, `γ` and `β`: one fused operation for `f32` on
@@ -40,40 +40,8 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// Gradients `(dx, dγ, dβ)` of an `f32` normalisation with scale γ and shift β on the CPU:
-/// `grads` receives the input with its layout, γ and the output's gradient as contiguous slices
-/// and returns the three gradients' elements.
+/// The gradients `(dx, dγ, dβ)`.
 type NormGrads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
-
-/// Runs a normalisation's backward kernel `grads` (see [`NormGrads`]) for operation `op`.
-fn normalisation_backward(
-    op: &str,
-    x: &Tensor,
-    gamma: &Tensor,
-    grad: &Tensor,
-    grads: impl FnOnce(&[f32], &Layout, &[f32], &[f32]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)>,
-) -> Result<NormGrads> {
-    let grad = grad.contiguous()?;
-    let device = x.device().clone();
-    let (xs, xl) = x.storage_and_layout();
-    let (gs, gl) = grad.storage_and_layout();
-    let (ws, wl) = gamma.storage_and_layout();
-    let (Storage::Cpu(xs), Storage::Cpu(gs), Storage::Cpu(ws)) = (&*xs, &*gs, &*ws) else {
-        candle_core::bail!("{op} backward: CPU tensors only");
-    };
-    let (x, dy, g) = (
-        cpu_slice::<f32>(op, xs, xl)?,
-        cpu_slice::<f32>(op, gs, gl)?,
-        cpu_slice::<f32>(op, ws, wl)?,
-    );
-    let (dx, dgamma, dbeta) = grads(x, xl, g, dy)?;
-    let channels = g.len();
-    Ok((
-        Some(Tensor::from_vec(dx, xl.shape(), &device)?),
-        Some(Tensor::from_vec(dgamma, channels, &device)?),
-        Some(Tensor::from_vec(dbeta, channels, &device)?),
-    ))
-}
 
 /// Rows per parallel task of the backward pass (each task sums its own γ and β gradients).
 const ROWS: usize = 64;
@@ -123,9 +91,17 @@ impl CustomOp3 for LayerNorm {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<NormGrads> {
-        normalisation_backward(self.name(), x, gamma, grad, |x, _, gamma, dy| {
-            Ok(backward(x, gamma, dy, self.eps as f32))
-        })
+        let grad = grad.contiguous()?;
+        let (dx, dgamma, dbeta) =
+            with_cpu_slices(self.name(), [x, gamma, &grad], |[x, gamma, dy]| {
+                Ok(backward(x, gamma, dy, self.eps as f32))
+            })?;
+        let (device, channels) = (x.device(), gamma.elem_count());
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), device)?),
+            Some(Tensor::from_vec(dgamma, channels, device)?),
+            Some(Tensor::from_vec(dbeta, channels, device)?),
+        ))
     }
 }
 
