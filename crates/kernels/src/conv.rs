@@ -126,13 +126,6 @@ impl Geometry {
             .collect()
     }
 
-    /// The input coordinate of output coordinate `o` at kernel offset `k` (inside only).
-    fn source(&self, o: usize, k: usize) -> usize {
-        o * self.stride + k - self.padding
-    }
-}
-
-impl Geometry {
     /// For a convolution whose output plane has its input's size at stride 1 (ResNet's 3×3
     /// convolutions with padding 1), kernel position `window` as one shift of the whole plane.
     fn shift(&self, window: &Window) -> Option<Shift> {
@@ -146,6 +139,11 @@ impl Geometry {
                 columns: window.columns,
             }
         })
+    }
+
+    /// The input coordinate of output coordinate `o` at kernel offset `k` (inside only).
+    fn source(&self, o: usize, k: usize) -> usize {
+        o * self.stride + k - self.padding
     }
 }
 
