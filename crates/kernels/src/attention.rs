@@ -6,10 +6,11 @@
 //! backward pass starts every input gradient as zeros and adds onto it, a zero-and-add backward.
 //! Here `gemm` reads and writes the heads in place through strides, one batch element per task.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::dropout::{DropoutMask, dropout};
 use super::product::{Destination, Matrix, matmul_into};
 use super::{cpu_slice, serves_f32, with_cpu_slices};
 
@@ -25,18 +26,39 @@ pub fn attention_scores(query: &Tensor, key: &Tensor, heads: usize) -> Result<Te
     split_heads(query, heads)?.matmul(&split_heads(key, heads)?.t()?)
 }
 
-/// Every head's context `P V`: `probabilities` are `(B, heads, L, L)`, `value` is
-/// `(B, L, heads·d)`, and so is the context, its heads side by side as the output projection
-/// reads them; differentiable in both. One fused operation for `f32` on the CPU, candle's
-/// products of the split heads elsewhere.
-pub fn attention_context(probabilities: &Tensor, value: &Tensor, heads: usize) -> Result<Tensor> {
+/// Every head's context `P V`, or `dropout(P) V` with attention dropout's `mask`:
+/// `probabilities` are `(B, heads, L, L)`, `value` is `(B, L, heads·d)`, and so is the context,
+/// its heads side by side as the output projection reads them; differentiable in both. The
+/// probabilities are dropped out in their own precision and then cast to the value's. One fused
+/// operation for `f32` on the CPU, which drops a head's probabilities out into a scratch matrix
+/// as it multiplies them (the dropped probabilities never become a tensor, nor their gradient);
+/// candle's products of the split heads elsewhere.
+pub fn attention_context(
+    probabilities: &Tensor,
+    value: &Tensor,
+    heads: usize,
+    mask: Option<&DropoutMask>,
+) -> Result<Tensor> {
     if serves_f32(probabilities) && serves_f32(value) {
-        return probabilities
-            .contiguous()?
-            .apply_op2(&value.contiguous()?, Product::Context(heads));
+        let (probabilities, value) = (probabilities.contiguous()?, value.contiguous()?);
+        return match mask {
+            None => probabilities.apply_op2(&value, Product::Context(heads)),
+            Some(mask) => {
+                let op = DroppedContext {
+                    heads,
+                    factors: mask.factors(),
+                };
+                probabilities.apply_op3(&value, &mask.keep_for(&probabilities)?, op)
+            }
+        };
     }
+    let probabilities = match mask {
+        Some(mask) => dropout(probabilities, mask)?,
+        None => probabilities.clone(),
+    };
     let (batch, len, width) = value.dims3()?;
     probabilities
+        .to_dtype(value.dtype())?
         .matmul(&split_heads(value, heads)?)?
         .transpose(1, 2)?
         .contiguous()?
@@ -128,6 +150,78 @@ impl Heads {
         Shape::from((self.batch, self.heads, self.len, self.len))
     }
 
+    /// Head `h`'s `L × L` probabilities of batch element `b` (`pr`: all of its heads' scores),
+    /// dropped out into `scratch` when there is a `dropout`.
+    fn probabilities<'a>(
+        &self,
+        pr: &'a [f32],
+        b: usize,
+        h: usize,
+        dropout: Option<HeadDropout>,
+        scratch: &'a mut Vec<f32>,
+    ) -> Matrix<'a> {
+        let Some(dropout) = dropout else {
+            return self.square(pr, h);
+        };
+        let n = self.len * self.len;
+        scratch.resize(n, 0.0);
+        let keep = dropout.keep(self, b, h);
+        for ((dropped, &p), &k) in scratch.iter_mut().zip(&pr[h * n..][..n]).zip(keep) {
+            *dropped = p * dropout.factors[usize::from(k != 0)];
+        }
+        Matrix::new(scratch, self.len, self.len)
+    }
+
+    /// The context `C = dropout(P) V`, one batch element per task.
+    fn context(&self, pr: &[f32], v: &[f32], dropout: Option<HeadDropout>) -> Vec<f32> {
+        let (p, s) = (self.projection(), self.scores());
+        self.per_element(p, |b, out| {
+            let (pr, v) = (element(pr, b, s), element(v, b, p));
+            let mut scratch = Vec::new();
+            for h in 0..self.heads {
+                let dropped = self.probabilities(pr, b, h, dropout, &mut scratch);
+                product(self.head_mut(out, h), dropped, self.head(v, h));
+            }
+        })
+    }
+
+    /// The context's gradients `(∂P, ∂V)` for `C = dropout(P) V` and its gradient `dc`:
+    /// `∂P = (∂C Vᵀ) ⊙ the mask's factors`, `∂V = dropout(P)ᵀ ∂C`.
+    fn context_gradients(
+        &self,
+        pr: &[f32],
+        v: &[f32],
+        dc: &[f32],
+        dropout: Option<HeadDropout>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (p, s, n) = (self.projection(), self.scores(), self.len * self.len);
+        let d_probabilities = self.per_element(s, |b, dp| {
+            let (v, dc) = (element(v, b, p), element(dc, b, p));
+            for h in 0..self.heads {
+                product(
+                    self.square_mut(dp, h),
+                    self.head(dc, h),
+                    self.head(v, h).t(),
+                );
+                if let Some(dropout) = dropout {
+                    let keep = dropout.keep(self, b, h);
+                    for (d, &k) in dp[h * n..][..n].iter_mut().zip(keep) {
+                        *d *= dropout.factors[usize::from(k != 0)];
+                    }
+                }
+            }
+        });
+        let d_value = self.per_element(p, |b, dv| {
+            let (pr, dc) = (element(pr, b, s), element(dc, b, p));
+            let mut scratch = Vec::new();
+            for h in 0..self.heads {
+                let dropped = self.probabilities(pr, b, h, dropout, &mut scratch);
+                product(self.head_mut(dv, h), dropped.t(), self.head(dc, h));
+            }
+        });
+        (d_probabilities, d_value)
+    }
+
     /// A tensor of `size` elements a batch element, each element's written by
     /// `fill(b, its elements)`, the elements in parallel.
     fn per_element(&self, size: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
@@ -140,13 +234,109 @@ impl Heads {
 }
 
 /// Batch element `b`'s part of `x`, whose batch elements are `size` long.
-fn element(x: &[f32], b: usize, size: usize) -> &[f32] {
+fn element<T>(x: &[T], b: usize, size: usize) -> &[T] {
     &x[b * size..][..size]
 }
 
 /// One small product, on the calling task's thread.
 fn product(dst: Destination, a: Matrix, b: Matrix) {
     matmul_into(dst, a, b, false, Parallelism::None);
+}
+
+/// Attention dropout inside the context product: the keep-mask of the `(B, heads, L, L)`
+/// probabilities and the factor of each mask value.
+#[derive(Clone, Copy)]
+struct HeadDropout<'a> {
+    keep: &'a [u8],
+    factors: [f32; 2],
+}
+
+impl HeadDropout<'_> {
+    /// The mask of head `h` of batch element `b`.
+    fn keep(&self, g: &Heads, b: usize, h: usize) -> &[u8] {
+        let n = g.len * g.len;
+        &self.keep[(b * g.heads + h) * n..][..n]
+    }
+}
+
+/// [`attention_context`] with attention dropout: (probabilities, value, keep-mask) → context.
+struct DroppedContext {
+    heads: usize,
+    factors: [f32; 2],
+}
+
+impl DroppedContext {
+    /// The heads' shape, checking the operands as [`Product::Context`] does and the mask
+    /// against the probabilities.
+    fn heads(&self, probabilities: &Layout, value: &Layout, keep: &Layout) -> Result<Heads> {
+        if keep.shape() != probabilities.shape() {
+            candle_core::bail!(
+                "attention: keep-mask {:?} does not fit the probabilities {:?}",
+                keep.dims(),
+                probabilities.dims()
+            );
+        }
+        Product::Context(self.heads).heads(probabilities, value)
+    }
+}
+
+impl CustomOp3 for DroppedContext {
+    fn name(&self) -> &'static str {
+        "lrlab-attention-dropped-context"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.heads(l1, l2, l3)?;
+        let dropout = HeadDropout {
+            keep: cpu_slice::<u8>(self.name(), s3, l3)?,
+            factors: self.factors,
+        };
+        let (probabilities, value) = (
+            cpu_slice::<f32>(self.name(), s1, l1)?,
+            cpu_slice::<f32>(self.name(), s2, l2)?,
+        );
+        let context = g.context(probabilities, value, Some(dropout));
+        Ok((CpuStorage::F32(context), l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        probabilities: &Tensor,
+        value: &Tensor,
+        keep: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.heads(probabilities.layout(), value.layout(), keep.layout())?;
+        let grad = grad.contiguous()?;
+        let (d_probabilities, d_value) = with_cpu_slices(self.name(), [keep], |[keep]| {
+            let dropout = HeadDropout {
+                keep,
+                factors: self.factors,
+            };
+            with_cpu_slices(self.name(), [probabilities, value, &grad], |[pr, v, dc]| {
+                Ok(g.context_gradients(pr, v, dc, Some(dropout)))
+            })
+        })?;
+        let device = grad.device();
+        Ok((
+            Some(Tensor::from_vec(
+                d_probabilities,
+                probabilities.shape(),
+                device,
+            )?),
+            Some(Tensor::from_vec(d_value, value.shape(), device)?),
+            None,
+        ))
+    }
 }
 
 impl Product {
@@ -204,15 +394,7 @@ impl CustomOp2 for Product {
                 });
                 (scores, g.scores_shape())
             }
-            Product::Context(_) => {
-                let context = g.per_element(p, |b, out| {
-                    let (probabilities, v) = (element(first, b, s), element(second, b, p));
-                    for h in 0..g.heads {
-                        product(g.head_mut(out, h), g.square(probabilities, h), g.head(v, h));
-                    }
-                });
-                (context, l2.shape().clone())
-            }
+            Product::Context(_) => (g.context(first, second, None), l2.shape().clone()),
         };
         Ok((CpuStorage::F32(out), shape))
     }
@@ -245,21 +427,7 @@ impl CustomOp2 for Product {
                             }
                         }),
                     ),
-                    // C = P V: ∂P = ∂C Vᵀ, ∂V = Pᵀ ∂C.
-                    Product::Context(_) => (
-                        g.per_element(s, |b, dp| {
-                            let (v, dc) = (element(y, b, p), element(dz, b, p));
-                            for h in 0..g.heads {
-                                product(g.square_mut(dp, h), g.head(dc, h), g.head(v, h).t());
-                            }
-                        }),
-                        g.per_element(p, |b, dv| {
-                            let (pr, dc) = (element(x, b, s), element(dz, b, p));
-                            for h in 0..g.heads {
-                                product(g.head_mut(dv, h), g.square(pr, h).t(), g.head(dc, h));
-                            }
-                        }),
-                    ),
+                    Product::Context(_) => g.context_gradients(x, y, dz, None),
                 })
             })?;
         let device = grad.device();
@@ -294,7 +462,7 @@ mod tests {
         let r_context = Tensor::randn(0f32, 1.0, (batch, len, heads * size), &device)?;
         let fused = (
             attention_scores(q.as_tensor(), k.as_tensor(), heads)?,
-            attention_context(probabilities.as_tensor(), &v_transposed, heads)?,
+            attention_context(probabilities.as_tensor(), &v_transposed, heads, None)?,
         );
         let composed = (
             split_heads(q.as_tensor(), heads)?.matmul(&split_heads(k.as_tensor(), heads)?.t()?)?,
@@ -324,6 +492,53 @@ mod tests {
         Ok(())
     }
 
+    /// The context with attention dropout inside it equals the dropout and the product as two
+    /// operations bit for bit, in value and both gradients, and candle's composition to
+    /// rounding; with an empty mask (p = 1) it is zero.
+    #[test]
+    fn dropped_context_equals_dropout_then_product() -> Result<()> {
+        let device = Device::Cpu;
+        let (batch, len, heads, size) = (2, 6, 3, 4);
+        let random = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &device)?);
+        let (probabilities, v) = (
+            random(&[batch, heads, len, len])?,
+            random(&[batch, len, heads * size])?,
+        );
+        let keep = Tensor::rand(0f32, 1.0, (batch, heads, len, len), &device)?.ge(0.25)?;
+        let mask = DropoutMask::new(keep.clone(), 0.25)?;
+        let r = Tensor::randn(0f32, 1.0, (batch, len, heads * size), &device)?;
+        let (p, v_) = (probabilities.as_tensor(), v.as_tensor());
+        let fused = attention_context(p, v_, heads, Some(&mask))?;
+        let two_ops = attention_context(&dropout(p, &mask)?, v_, heads, None)?;
+        let composed = (p * (keep.to_dtype(candle_core::DType::F32)? / 0.75)?)?
+            .matmul(&split_heads(v_, heads)?)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((batch, len, heads * size))?;
+        assert_eq!(fused.to_vec3::<f32>()?, two_ops.to_vec3::<f32>()?);
+        assert!(relative_error(&fused, &composed) < 1e-6, "context");
+        let gradients = |c: &Tensor| (c * &r)?.sum_all()?.backward();
+        let (g_fused, g_two, g_composed) = (
+            gradients(&fused)?,
+            gradients(&two_ops)?,
+            gradients(&composed)?,
+        );
+        for (name, var) in [("p", &probabilities), ("v", &v)] {
+            let ours = g_fused.get(var).expect("fused gradient");
+            let two = g_two.get(var).expect("two-op gradient");
+            assert_eq!(
+                ours.flatten_all()?.to_vec1::<f32>()?,
+                two.flatten_all()?.to_vec1::<f32>()?
+            );
+            let error = relative_error(ours, g_composed.get(var).expect("composed gradient"));
+            assert!(error < 1e-6, "gradient of {name} differs by {error:e}");
+        }
+        let empty = DropoutMask::new(keep.zeros_like()?, 1.0)?;
+        let dropped_all = attention_context(p, v_, heads, Some(&empty))?;
+        assert_eq!(dropped_all.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0);
+        Ok(())
+    }
+
     #[test]
     fn mismatched_operands_are_an_error() -> Result<()> {
         let device = Device::Cpu;
@@ -335,7 +550,17 @@ mod tests {
             "8 features in 3 heads"
         );
         let p = Tensor::zeros((2, 2, 3, 4), candle_core::DType::F32, &device)?;
-        assert!(attention_context(&p, &q, 2).is_err());
+        assert!(attention_context(&p, &q, 2, None).is_err());
+        let q = Tensor::zeros((2, 4, 8), candle_core::DType::F32, &device)?;
+        let keep = DropoutMask::new(
+            Tensor::ones((2, 2, 4, 3), candle_core::DType::U8, &device)?,
+            0.1,
+        )?;
+        let p = Tensor::zeros((2, 2, 4, 4), candle_core::DType::F32, &device)?;
+        assert!(
+            attention_context(&p, &q, 2, Some(&keep)).is_err(),
+            "mask of another shape"
+        );
         Ok(())
     }
 }

@@ -8,32 +8,75 @@ use rayon::prelude::*;
 
 use super::{ELEMENTWISE_CHUNK, cpu_slice, serves_f32};
 
-/// `x ⊙ keep / (1 − p)`: `x` where the `u8` mask `keep` (of `x`'s shape) is 1 scaled by
-/// `1/(1 − p)`, 0 where it is 0; differentiable in `x` (the mask is a constant). One fused
-/// operation for `f32` on the CPU; elsewhere candle's composition, with the same values.
-pub fn dropout(x: &Tensor, keep: &Tensor, p: f64) -> Result<Tensor> {
-    if keep.dtype() != DType::U8 || keep.shape() != x.shape() {
-        candle_core::bail!(
-            "dropout: the keep-mask must be u8 of the input's shape {:?}, not {:?} {:?}",
-            x.dims(),
-            keep.dtype(),
-            keep.dims()
-        );
+/// One draw of inverted dropout: a `u8` keep-mask, 1 where an element is kept and 0 where it
+/// is dropped, and the probability `p` it was drawn at. Kept elements are scaled by
+/// `1/(1 − p)`; at `p ≥ 1` every element is dropped and the scale is 0.
+#[derive(Clone, Debug)]
+pub struct DropoutMask {
+    keep: Tensor,
+    p: f64,
+}
+
+impl DropoutMask {
+    /// The draw `keep` (a `u8` tensor) at probability `p`.
+    pub fn new(keep: Tensor, p: f64) -> Result<Self> {
+        if keep.dtype() != DType::U8 {
+            candle_core::bail!("dropout: the keep-mask must be u8, not {:?}", keep.dtype());
+        }
+        Ok(Self { keep, p })
     }
-    let scale = 1.0 / (1.0 - p);
+
+    /// The keep-mask.
+    pub fn keep(&self) -> &Tensor {
+        &self.keep
+    }
+
+    /// The factor of a kept element: `1/(1 − p)`, or 0 when every element is dropped.
+    pub fn scale(&self) -> f64 {
+        if self.p >= 1.0 {
+            0.0
+        } else {
+            1.0 / (1.0 - self.p)
+        }
+    }
+
+    /// The mask, checked to have `x`'s shape, contiguous.
+    pub(crate) fn keep_for(&self, x: &Tensor) -> Result<Tensor> {
+        if self.keep.shape() != x.shape() {
+            candle_core::bail!(
+                "dropout: the keep-mask must have the input's shape {:?}, not {:?}",
+                x.dims(),
+                self.keep.dims()
+            );
+        }
+        self.keep.contiguous()
+    }
+
+    /// The factor of each mask value, 0 or 1: what the fused kernels multiply by. It is exactly
+    /// the composition's `keep as f32 · scale`.
+    pub(crate) fn factors(&self) -> [f32; 2] {
+        [0.0, self.scale() as f32]
+    }
+}
+
+/// `x ⊙ keep / (1 − p)` for a [`DropoutMask`] of `x`'s shape, differentiable in `x` (the mask
+/// is a constant). One fused operation for `f32` on the CPU; elsewhere candle's composition,
+/// with the same values.
+pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
+    let keep = mask.keep_for(x)?;
     if serves_f32(x) {
         let op = Dropout {
-            scale: scale as f32,
+            factors: mask.factors(),
         };
-        return x.contiguous()?.apply_op2(&keep.contiguous()?, op);
+        return x.contiguous()?.apply_op2(&keep, op);
     }
-    x.mul(&(keep.to_dtype(x.dtype())? * scale)?)
+    x.mul(&(keep.to_dtype(x.dtype())? * mask.scale())?)
 }
 
 /// The fused operation of [`dropout`]; as its own backward pass it scales the gradient by the
 /// same mask.
 struct Dropout {
-    scale: f32,
+    factors: [f32; 2],
 }
 
 impl CustomOp2 for Dropout {
@@ -52,8 +95,7 @@ impl CustomOp2 for Dropout {
             cpu_slice::<f32>(self.name(), xs, xl)?,
             cpu_slice::<u8>(self.name(), ks, kl)?,
         );
-        // The composition's factor, `keep as f32 · scale + 0`, is exactly `scale` or 0.
-        let factor = [0.0, self.scale];
+        let factor = self.factors;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(x.par_chunks(ELEMENTWISE_CHUNK))
@@ -73,7 +115,9 @@ impl CustomOp2 for Dropout {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let op = Dropout { scale: self.scale };
+        let op = Dropout {
+            factors: self.factors,
+        };
         Ok((Some(grad.contiguous()?.apply_op2_no_bwd(keep, &op)?), None))
     }
 }
@@ -91,7 +135,7 @@ mod tests {
         let keep = Tensor::rand(0f32, 1.0, shape, &device)?.ge(0.3)?;
         let r = Tensor::randn(0f32, 1.0, shape, &device)?;
         let p = 0.3;
-        let ours = dropout(x.as_tensor(), &keep, p)?;
+        let ours = dropout(x.as_tensor(), &DropoutMask::new(keep.clone(), p)?)?;
         let theirs = x
             .as_tensor()
             .mul(&(keep.to_dtype(DType::F32)? * (1.0 / (1.0 - p)))?)?;
@@ -101,8 +145,13 @@ mod tests {
             grads.get(x.as_tensor()).expect("a gradient").to_vec2()
         };
         assert_eq!(grad(&ours)?, grad(&theirs)?);
-        let err = dropout(x.as_tensor(), &keep.narrow(1, 0, 10)?, p).unwrap_err();
-        assert!(err.to_string().contains("u8 of the input's shape"), "{err}");
+        let narrow = DropoutMask::new(keep.narrow(1, 0, 10)?, p)?;
+        let err = dropout(x.as_tensor(), &narrow).unwrap_err();
+        assert!(err.to_string().contains("the input's shape"), "{err}");
+        assert!(
+            DropoutMask::new(x.as_tensor().clone(), p).is_err(),
+            "an f32 mask"
+        );
         Ok(())
     }
 }

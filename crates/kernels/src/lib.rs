@@ -39,7 +39,7 @@ pub use adam::{AdamUpdate, Param, Tracked, adam_update};
 pub use attention::{attention_context, attention_scores};
 pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
-pub use dropout::dropout;
+pub use dropout::{DropoutMask, dropout};
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
@@ -108,20 +108,21 @@ pub(crate) fn cpu_slice<'a, T: WithDType>(
     Ok(&storage.as_slice::<T>()?[start..end])
 }
 
-/// Runs `f` on the contiguous `f32` elements of CPU tensors `tensors` (in a backward pass,
-/// where candle hands over tensors rather than storages), or an error naming operation `op`.
-pub(crate) fn with_cpu_slices<const N: usize, R>(
+/// Runs `f` on the contiguous elements (of type `T`) of CPU tensors `tensors` (in a backward
+/// pass, where candle hands over tensors rather than storages), or an error naming operation
+/// `op`.
+pub(crate) fn with_cpu_slices<const N: usize, T: WithDType, R>(
     op: &str,
     tensors: [&Tensor; N],
-    f: impl FnOnce([&[f32]; N]) -> Result<R>,
+    f: impl FnOnce([&[T]; N]) -> Result<R>,
 ) -> Result<R> {
     let guards = tensors.map(|t| t.storage_and_layout());
-    let mut slices: [&[f32]; N] = [&[]; N];
+    let mut slices: [&[T]; N] = [&[]; N];
     for (slice, (storage, layout)) in slices.iter_mut().zip(&guards) {
         let Storage::Cpu(storage) = &**storage else {
             candle_core::bail!("{op} backward: CPU tensors only");
         };
-        *slice = cpu_slice::<f32>(op, storage, layout)?;
+        *slice = cpu_slice::<T>(op, storage, layout)?;
     }
     f(slices)
 }

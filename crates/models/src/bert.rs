@@ -202,9 +202,9 @@ impl EncoderLayer {
             lrlab_kernels::attention_scores(&query, &key, self.heads)?.to_dtype(DType::F32)?;
         let scale = (head_size as f64).powf(-0.5);
         let probabilities = lrlab_kernels::attention_softmax(&scores, scale, mask_bias)?;
-        let probabilities = self.attention_dropout.forward_t(&probabilities, train)?;
-        let probabilities = probabilities.to_dtype(value.dtype())?;
-        let context = lrlab_kernels::attention_context(&probabilities, &value, self.heads)?;
+        let dropout = self.attention_dropout.mask(&probabilities, train)?;
+        let context =
+            lrlab_kernels::attention_context(&probabilities, &value, self.heads, dropout.as_ref())?;
         let attended = self
             .hidden_dropout
             .forward_t(&self.attention_output.forward(&context)?, train)?;

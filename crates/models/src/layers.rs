@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use lrlab_kernels::{Activation, BatchNormalised, ConvParams, Epilogue};
+use lrlab_kernels::{Activation, BatchNormalised, ConvParams, DropoutMask, Epilogue};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -376,13 +376,24 @@ impl Dropout {
 
     /// `x` with each element zeroed at probability `p` and the rest scaled by `1/(1 − p)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self.mask(x, train)? {
+            Some(mask) => lrlab_kernels::dropout(x, &mask),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// The next mask for a tensor like `like`, or none when this dropout is the identity (not
+    /// training, or `p` = 0): for a kernel that drops out inside a larger operation.
+    pub fn mask(&self, like: &Tensor, train: bool) -> Result<Option<DropoutMask>> {
         if !train || self.p == 0.0 {
-            return Ok(x.clone());
+            return Ok(None);
         }
-        if self.p >= 1.0 {
-            return x.zeros_like();
-        }
-        lrlab_kernels::dropout(x, &self.rng.keep(x, self.p)?, self.p)
+        let keep = if self.p >= 1.0 {
+            Tensor::zeros(like.shape(), DType::U8, like.device())?
+        } else {
+            self.rng.keep(like, self.p)?
+        };
+        DropoutMask::new(keep, self.p).map(Some)
     }
 }
 
