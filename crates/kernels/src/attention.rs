@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::dropout::{DropoutMask, dropout};
+use super::dropout::{DropoutMask, MaskScale, dropout};
 use super::product::{Destination, Matrix, matmul_into};
 use super::{cpu_slice, serves_f32, with_cpu_slices};
 
@@ -46,7 +46,7 @@ pub fn attention_context(
             Some(mask) => {
                 let op = DroppedContext {
                     heads,
-                    factors: mask.factors(),
+                    scale: mask.mask_scale(),
                 };
                 probabilities.apply_op3(&value, &mask.keep_for(&probabilities)?, op)
             }
@@ -167,7 +167,7 @@ impl Heads {
         scratch.resize(n, 0.0);
         let keep = dropout.keep(self, b, h);
         for ((dropped, &p), &k) in scratch.iter_mut().zip(&pr[h * n..][..n]).zip(keep) {
-            *dropped = p * dropout.factors[usize::from(k != 0)];
+            *dropped = dropout.scale.apply(p, k);
         }
         Matrix::new(scratch, self.len, self.len)
     }
@@ -186,7 +186,7 @@ impl Heads {
     }
 
     /// The context's gradients `(∂P, ∂V)` for `C = dropout(P) V` and its gradient `dc`:
-    /// `∂P = (∂C Vᵀ) ⊙ the mask's factors`, `∂V = dropout(P)ᵀ ∂C`.
+    /// `∂P = (∂C Vᵀ) ⊙ keep / (1 − p)`, `∂V = dropout(P)ᵀ ∂C`.
     fn context_gradients(
         &self,
         pr: &[f32],
@@ -206,7 +206,7 @@ impl Heads {
                 if let Some(dropout) = dropout {
                     let keep = dropout.keep(self, b, h);
                     for (d, &k) in dp[h * n..][..n].iter_mut().zip(keep) {
-                        *d *= dropout.factors[usize::from(k != 0)];
+                        *d = dropout.scale.apply(*d, k);
                     }
                 }
             }
@@ -244,11 +244,11 @@ fn product(dst: Destination, a: Matrix, b: Matrix) {
 }
 
 /// Attention dropout inside the context product: the keep-mask of the `(B, heads, L, L)`
-/// probabilities and the factor of each mask value.
+/// probabilities and its scale.
 #[derive(Clone, Copy)]
 struct HeadDropout<'a> {
     keep: &'a [u8],
-    factors: [f32; 2],
+    scale: MaskScale,
 }
 
 impl HeadDropout<'_> {
@@ -262,7 +262,7 @@ impl HeadDropout<'_> {
 /// [`attention_context`] with attention dropout: (probabilities, value, keep-mask) → context.
 struct DroppedContext {
     heads: usize,
-    factors: [f32; 2],
+    scale: MaskScale,
 }
 
 impl DroppedContext {
@@ -297,7 +297,7 @@ impl CustomOp3 for DroppedContext {
         let g = self.heads(l1, l2, l3)?;
         let dropout = HeadDropout {
             keep: cpu_slice::<u8>(self.name(), s3, l3)?,
-            factors: self.factors,
+            scale: self.scale,
         };
         let (probabilities, value) = (
             cpu_slice::<f32>(self.name(), s1, l1)?,
@@ -320,7 +320,7 @@ impl CustomOp3 for DroppedContext {
         let (d_probabilities, d_value) = with_cpu_slices(self.name(), [keep], |[keep]| {
             let dropout = HeadDropout {
                 keep,
-                factors: self.factors,
+                scale: self.scale,
             };
             with_cpu_slices(self.name(), [probabilities, value, &grad], |[pr, v, dc]| {
                 Ok(g.context_gradients(pr, v, dc, Some(dropout)))

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::math::lane_sum;
 use super::{cpu_slice, par_zip_map, serves_f32, with_cpu_slices};
 
 /// The non-linearity at the end of an [`Epilogue`].
@@ -445,31 +446,6 @@ fn channel_stats(x: &[f32], (n, c, plane): (usize, usize, usize)) -> ChannelStat
             (mean as f32, (squares / count) as f32)
         })
         .unzip()
-}
-
-/// Interleaved partial sums of a plane: one running total waits out an addition's latency per
-/// term; `LANES` totals over every `LANES`-th term, added in a fixed order at the end, do not,
-/// and give the same sum every run.
-const LANES: usize = 8;
-
-/// The `K` sums `Σᵢ term(i)` over `0..len`, in [`LANES`] interleaved partial sums each.
-fn lane_sum<const K: usize>(len: usize, term: impl Fn(usize) -> [f64; K]) -> [f64; K] {
-    let mut lanes = [[0f64; K]; LANES];
-    let full = len - len % LANES;
-    for base in (0..full).step_by(LANES) {
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            for (total, t) in lane.iter_mut().zip(term(base + k)) {
-                *total += t;
-            }
-        }
-    }
-    let mut sums = [0f64; K];
-    for i in (0..LANES).map(|k| lanes[k]).chain((full..len).map(&term)) {
-        for (total, t) in sums.iter_mut().zip(i) {
-            *total += t;
-        }
-    }
-    sums
 }
 
 /// Writes `out[n, c, ·] = f(c, offset of (n, c, ·), out[n, c, ·])` one plane per task.

@@ -52,10 +52,23 @@ impl DropoutMask {
         self.keep.contiguous()
     }
 
-    /// The factor of each mask value, 0 or 1: what the fused kernels multiply by. It is exactly
-    /// the composition's `keep as f32 · scale`.
-    pub(crate) fn factors(&self) -> [f32; 2] {
-        [0.0, self.scale() as f32]
+    /// The scale as the fused kernels apply it.
+    pub(crate) fn mask_scale(&self) -> MaskScale {
+        MaskScale(self.scale() as f32)
+    }
+}
+
+/// A mask's scale as the fused kernels apply it: mask value `k` scales its element by
+/// `k · scale`, exactly the composition's `keep as f32 · scale` (the scale for a kept element,
+/// 0 for a dropped one), in a form that vectorises.
+#[derive(Clone, Copy)]
+pub(crate) struct MaskScale(f32);
+
+impl MaskScale {
+    /// `x` under mask value `k`.
+    #[inline]
+    pub(crate) fn apply(self, x: f32, k: u8) -> f32 {
+        x * (f32::from(k) * self.0)
     }
 }
 
@@ -66,7 +79,7 @@ pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
     let keep = mask.keep_for(x)?;
     if serves_f32(x) {
         let op = Dropout {
-            factors: mask.factors(),
+            scale: mask.mask_scale(),
         };
         return x.contiguous()?.apply_op2(&keep, op);
     }
@@ -76,7 +89,7 @@ pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
 /// The fused operation of [`dropout`]; as its own backward pass it scales the gradient by the
 /// same mask.
 struct Dropout {
-    factors: [f32; 2],
+    scale: MaskScale,
 }
 
 impl CustomOp2 for Dropout {
@@ -95,14 +108,14 @@ impl CustomOp2 for Dropout {
             cpu_slice::<f32>(self.name(), xs, xl)?,
             cpu_slice::<u8>(self.name(), ks, kl)?,
         );
-        let factor = self.factors;
+        let scale = self.scale;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(x.par_chunks(ELEMENTWISE_CHUNK))
             .zip(keep.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|((out, x), keep)| {
                 for ((o, &v), &k) in out.iter_mut().zip(x).zip(keep) {
-                    *o = v * factor[usize::from(k != 0)];
+                    *o = scale.apply(v, k);
                 }
             });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
@@ -115,9 +128,7 @@ impl CustomOp2 for Dropout {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let op = Dropout {
-            factors: self.factors,
-        };
+        let op = Dropout { scale: self.scale };
         Ok((Some(grad.contiguous()?.apply_op2_no_bwd(keep, &op)?), None))
     }
 }

@@ -32,6 +32,7 @@ mod dropout;
 mod gelu;
 mod layer_norm;
 mod linear;
+mod math;
 mod product;
 mod softmax;
 

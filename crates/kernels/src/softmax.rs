@@ -6,6 +6,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::math::{exp, sum_of};
 use super::{cpu_slice, serves_f32};
 
 /// Softmax over the last dimension, differentiable: one fused operation for `f32` on the CPU,
@@ -20,7 +21,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// Attention's probabilities: the softmax over the last dimension of `scores · scale + bias`,
 /// where `scores` is `(B, heads, queries, keys)` and `bias` (`(B, 1, 1, keys)`, a constant: it
 /// gets no gradient) masks padded keys. Differentiable in `scores`: one fused operation for
-/// `f32` on the CPU, candle's composition elsewhere, with the same values.
+/// `f32` on the CPU, candle's composition elsewhere, the same to rounding.
 pub fn attention_softmax(scores: &Tensor, scale: f64, bias: &Tensor) -> Result<Tensor> {
     let (batch, _, _, keys) = scores.dims4()?;
     if serves_f32(scores) && bias.dims() == [batch, 1, 1, keys] && bias.dtype() == scores.dtype() {
@@ -63,12 +64,8 @@ fn row_length(layout: &Layout) -> Result<usize> {
 fn softmax_rows(y: &mut [f32], n: usize) {
     y.par_chunks_mut(n).for_each(|row| {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let scale = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v = exp(*v - max));
+        let scale = 1.0 / sum_of(row, row, |v, _| v);
         row.iter_mut().for_each(|v| *v *= scale);
     });
 }
@@ -164,7 +161,7 @@ impl CustomOp2 for SoftmaxBackward {
         dx.par_chunks_mut(n)
             .zip(y.par_chunks(n).zip(dy.par_chunks(n)))
             .for_each(|(out, (y, dy))| {
-                let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+                let dot = sum_of(y, dy, |a, b| a * b);
                 for ((o, &y), &g) in out.iter_mut().zip(y).zip(dy) {
                     // As candle composes it: the softmax's gradient, then the affine map's.
                     *o = y * (g - dot) * self.scale + 0.0;
