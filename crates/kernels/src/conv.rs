@@ -176,15 +176,20 @@ impl Shift {
         out[span.end..].fill(0.0);
         let from = span.start.wrapping_add_signed(self.offset);
         out[span.clone()].copy_from_slice(&plane[from..from + span.len()]);
-        let (first, last) = self.columns;
-        for row in out
-            .chunks_mut(self.width)
-            .take(self.rows.1)
-            .skip(self.rows.0)
-        {
-            row[..first].fill(0.0);
-            row[last..].fill(0.0);
-        }
+        let inside = &mut out[self.rows.0 * self.width..self.rows.1 * self.width];
+        zero_outside_columns(inside, self.width, self.columns);
+    }
+}
+
+/// Zeros the columns of the `width`-wide rows of `rows` outside `first..last`, one column at a
+/// time down the rows: a strided loop, where a `fill` per row is a `memset` call per row for
+/// one element or none.
+fn zero_outside_columns(rows: &mut [f32], width: usize, (first, last): (usize, usize)) {
+    for column in (0..first).chain(last..width) {
+        rows[column..]
+            .iter_mut()
+            .step_by(width)
+            .for_each(|v| *v = 0.0);
     }
 }
 
@@ -203,6 +208,7 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     let (out_h, out_w) = g.output();
     let plane = out_h * out_w;
     let windows = g.windows();
+    let shifts: Vec<Option<Shift>> = windows.iter().map(|window| g.shift(window)).collect();
     let k2 = windows.len();
     for (row, out) in cols.chunks_mut(g.batch * plane).enumerate() {
         let (c, kk) = (row / k2, row % k2);
@@ -210,17 +216,16 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
         let (ki, kj, rows, (first, last)) = (window.ki, window.kj, window.rows, window.columns);
         for (n, out) in out.chunks_mut(plane).enumerate() {
             let image = &x[(n * g.channels + c) * g.height * g.width..][..g.height * g.width];
-            if let Some(shift) = g.shift(window) {
+            if let Some(shift) = &shifts[kk] {
                 shift.copy(image, out);
                 continue;
             }
-            for (i, target) in out.chunks_mut(out_w).enumerate() {
-                if !(rows.0..rows.1).contains(&i) {
-                    target.fill(0.0);
-                    continue;
-                }
-                target[..first].fill(0.0);
-                target[last..].fill(0.0);
+            out[..rows.0 * out_w].fill(0.0);
+            out[rows.1 * out_w..].fill(0.0);
+            let inside = &mut out[rows.0 * out_w..rows.1 * out_w];
+            zero_outside_columns(inside, out_w, (first, last));
+            for (i, target) in inside.chunks_mut(out_w).enumerate() {
+                let i = rows.0 + i;
                 let source = &image[g.source(i, ki) * g.width..][..g.width];
                 let target = &mut target[first..last];
                 let from = &source[g.source(first, kj)..];
