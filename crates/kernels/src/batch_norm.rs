@@ -436,12 +436,10 @@ fn channel_stats(x: &[f32], (n, c, plane): (usize, usize, usize)) -> ChannelStat
         .into_par_iter()
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane]);
-            let sum: f64 = planes()
-                .map(|p| lane_sum(p.len(), |i| [f64::from(p[i])])[0])
-                .sum();
+            let sum: f64 = planes().map(|p| lane_sum([p], |[v]| f64::from(v))).sum();
             let mean = sum / count;
             let squares: f64 = planes()
-                .map(|p| lane_sum(p.len(), |i| [(f64::from(p[i]) - mean).powi(2)])[0])
+                .map(|p| lane_sum([p], |[v]| (f64::from(v) - mean).powi(2)))
                 .sum();
             (mean as f32, (squares / count) as f32)
         })
@@ -464,11 +462,15 @@ struct Gradient<'a> {
 }
 
 impl Gradient<'_> {
-    /// The gradient of the normalised value at `i`.
-    fn at(&self, i: usize) -> f32 {
+    /// `Σ term(g, x)` over the gradients `g` of the normalised values at `at..at + x.len()`
+    /// and the inputs `x` there.
+    fn sum(&self, at: usize, x: &[f32], term: impl Fn(f32, f32) -> f64) -> f64 {
+        let dy = &self.dy[at..at + x.len()];
         match self.active {
-            Some(y) => through_relu(self.dy[i], y[i]),
-            None => self.dy[i],
+            Some(y) => lane_sum([dy, &y[at..at + x.len()], x], |[g, y, x]| {
+                term(through_relu(g, y), x)
+            }),
+            None => lane_sum([dy, x], |[g, x]| term(g, x)),
         }
     }
 
@@ -509,12 +511,9 @@ fn backward(
             let (mut sum, mut dot) = (0f64, 0f64);
             for i in 0..n {
                 let at = (i * c + ch) * plane;
-                let [s, d] = lane_sum(plane, |j| {
-                    let g = f64::from(dy.at(at + j));
-                    [g, g * f64::from(x[at + j] - mean[ch])]
-                });
-                sum += s;
-                dot += d;
+                let x = &x[at..at + plane];
+                sum += dy.sum(at, x, |g, _| f64::from(g));
+                dot += dy.sum(at, x, |g, v| f64::from(g) * f64::from(v - mean[ch]));
             }
             (sum as f32, (dot as f32) * invstd[ch])
         })

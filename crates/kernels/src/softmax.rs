@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::math::{exp, sum_of};
+use super::math::{exp, lane_sum};
 use super::{cpu_slice, serves_f32};
 
 /// Softmax over the last dimension, differentiable: one fused operation for `f32` on the CPU,
@@ -65,7 +65,7 @@ fn softmax_rows(y: &mut [f32], n: usize) {
     y.par_chunks_mut(n).for_each(|row| {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         row.iter_mut().for_each(|v| *v = exp(*v - max));
-        let scale = 1.0 / sum_of(row, row, |v, _| v);
+        let scale = 1.0 / lane_sum([row], |[v]| v);
         row.iter_mut().for_each(|v| *v *= scale);
     });
 }
@@ -161,7 +161,7 @@ impl CustomOp2 for SoftmaxBackward {
         dx.par_chunks_mut(n)
             .zip(y.par_chunks(n).zip(dy.par_chunks(n)))
             .for_each(|(out, (y, dy))| {
-                let dot = sum_of(y, dy, |a, b| a * b);
+                let dot = lane_sum([y, dy], |[a, b]| a * b);
                 for ((o, &y), &g) in out.iter_mut().zip(y).zip(dy) {
                     // As candle composes it: the softmax's gradient, then the affine map's.
                     *o = y * (g - dot) * self.scale + 0.0;
