@@ -3,7 +3,7 @@
 //! sum of the gradient's accumulation) backward, each allocating a tensor of the activation's
 //! size; this reads the one-byte mask in place of a four-byte factor.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{ELEMENTWISE_CHUNK, cpu_slice, serves_f32};
@@ -86,6 +86,54 @@ pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
     x.mul(&(keep.to_dtype(x.dtype())? * mask.scale())?)
 }
 
+/// `dropout(x) + residual`: a sublayer's output, dropped out by `mask` (none: the identity),
+/// added onto the residual stream; differentiable in both. One fused operation for `f32` on
+/// the CPU, one pass each way where the composition makes two forward and, with candle's
+/// accumulation of the dropped output's gradient, three backward; elsewhere the composition,
+/// `x` dropped out in its own precision and cast to the residual's. The same values either way.
+pub fn residual_dropout(
+    x: &Tensor,
+    mask: Option<&DropoutMask>,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    let Some(mask) = mask else {
+        return x.to_dtype(residual.dtype())? + residual;
+    };
+    if serves_f32(x) && serves_f32(residual) && x.shape() == residual.shape() {
+        let op = ResidualDropout {
+            scale: mask.mask_scale(),
+        };
+        return x
+            .contiguous()?
+            .apply_op3(&mask.keep_for(x)?, &residual.contiguous()?, op);
+    }
+    dropout(x, mask)?.to_dtype(residual.dtype())? + residual
+}
+
+/// `scale.apply(x, keep)` for every element, plus the `residual`'s when there is one, in
+/// parallel chunks.
+fn dropped(x: &[f32], keep: &[u8], scale: MaskScale, residual: Option<&[f32]>) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .zip(keep.par_chunks(ELEMENTWISE_CHUNK))
+        .enumerate()
+        .for_each(|(chunk, ((out, x), keep))| match residual {
+            None => {
+                for ((o, &v), &k) in out.iter_mut().zip(x).zip(keep) {
+                    *o = scale.apply(v, k);
+                }
+            }
+            Some(residual) => {
+                let residual = &residual[chunk * ELEMENTWISE_CHUNK..][..out.len()];
+                for (((o, &v), &k), &r) in out.iter_mut().zip(x).zip(keep).zip(residual) {
+                    *o = scale.apply(v, k) + r;
+                }
+            }
+        });
+    y
+}
+
 /// The fused operation of [`dropout`]; as its own backward pass it scales the gradient by the
 /// same mask.
 struct Dropout {
@@ -108,16 +156,7 @@ impl CustomOp2 for Dropout {
             cpu_slice::<f32>(self.name(), xs, xl)?,
             cpu_slice::<u8>(self.name(), ks, kl)?,
         );
-        let scale = self.scale;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-            .zip(keep.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|((out, x), keep)| {
-                for ((o, &v), &k) in out.iter_mut().zip(x).zip(keep) {
-                    *o = scale.apply(v, k);
-                }
-            });
+        let y = dropped(x, keep, self.scale, None);
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -130,6 +169,53 @@ impl CustomOp2 for Dropout {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let op = Dropout { scale: self.scale };
         Ok((Some(grad.contiguous()?.apply_op2_no_bwd(keep, &op)?), None))
+    }
+}
+
+/// The fused operation of [`residual_dropout`]: (x, keep-mask, residual) → output. Its
+/// gradient is the output's, scaled by the mask for `x`, as it is for the residual.
+struct ResidualDropout {
+    scale: MaskScale,
+}
+
+impl CustomOp3 for ResidualDropout {
+    fn name(&self) -> &'static str {
+        "lrlab-residual-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, keep, residual) = (
+            cpu_slice::<f32>(self.name(), xs, xl)?,
+            cpu_slice::<u8>(self.name(), ks, kl)?,
+            cpu_slice::<f32>(self.name(), rs, rl)?,
+        );
+        if keep.len() != x.len() || residual.len() != x.len() {
+            candle_core::bail!("{}: operands of different sizes", self.name());
+        }
+        let y = dropped(x, keep, self.scale, Some(residual));
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        keep: &Tensor,
+        _residual: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let op = Dropout { scale: self.scale };
+        let dx = grad.apply_op2_no_bwd(keep, &op)?;
+        Ok((Some(dx), None, Some(grad)))
     }
 }
 
@@ -162,6 +248,38 @@ mod tests {
         assert!(
             DropoutMask::new(x.as_tensor().clone(), p).is_err(),
             "an f32 mask"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn residual_dropout_equals_dropout_then_sum_bit_for_bit() -> Result<()> {
+        let device = Device::Cpu;
+        let shape = (3, 20_000);
+        let random = || Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &device)?);
+        let (x, residual) = (random()?, random()?);
+        let keep = Tensor::rand(0f32, 1.0, shape, &device)?.ge(0.1)?;
+        let mask = DropoutMask::new(keep, 0.1)?;
+        let r = Tensor::randn(0f32, 1.0, shape, &device)?;
+        let (x_, residual_) = (x.as_tensor(), residual.as_tensor());
+        let ours = residual_dropout(x_, Some(&mask), residual_)?;
+        let dropped = x_.mul(&(mask.keep().to_dtype(DType::F32)? * mask.scale())?)?;
+        let theirs = (dropped + residual_)?;
+        assert_eq!(ours.to_vec2::<f32>()?, theirs.to_vec2::<f32>()?);
+        let (g_ours, g_theirs) = (
+            (&ours * &r)?.sum_all()?.backward()?,
+            (&theirs * &r)?.sum_all()?.backward()?,
+        );
+        for var in [&x, &residual] {
+            let gradient = |g: &candle_core::backprop::GradStore| {
+                g.get(var).expect("a gradient").to_vec2::<f32>()
+            };
+            assert_eq!(gradient(&g_ours)?, gradient(&g_theirs)?);
+        }
+        let identity = residual_dropout(x_, None, residual_)?;
+        assert_eq!(
+            identity.to_vec2::<f32>()?,
+            (x_ + residual_)?.to_vec2::<f32>()?
         );
         Ok(())
     }

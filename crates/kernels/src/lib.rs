@@ -40,7 +40,7 @@ pub use adam::{AdamUpdate, Param, Tracked, adam_update};
 pub use attention::{attention_context, attention_scores};
 pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
-pub use dropout::{DropoutMask, dropout};
+pub use dropout::{DropoutMask, dropout, residual_dropout};
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
 pub use linear::linear;

@@ -205,22 +205,23 @@ impl EncoderLayer {
         let dropout = self.attention_dropout.mask(&probabilities, train)?;
         let context =
             lrlab_kernels::attention_context(&probabilities, &value, self.heads, dropout.as_ref())?;
-        let attended = self
-            .hidden_dropout
-            .forward_t(&self.attention_output.forward(&context)?, train)?;
-        let attended = attended.to_dtype(DType::F32)?;
-        let attended = self.attention_norm.forward(&(attended + hidden)?)?;
+        let attended = self.attention_output.forward(&context)?;
+        let dropout = self.hidden_dropout.mask(&attended, train)?;
+        let attended = lrlab_kernels::residual_dropout(&attended, dropout.as_ref(), hidden)?;
+        let attended = self.attention_norm.forward(&attended)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
             HiddenAct::Gelu => lrlab_kernels::gelu_erf(&inner)?,
             HiddenAct::GeluApproximate => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,
         };
-        let out = self
-            .hidden_dropout
-            .forward_t(&self.output.forward(&inner)?, train)?;
-        self.output_norm
-            .forward(&(out.to_dtype(DType::F32)? + attended)?)
+        let out = self.output.forward(&inner)?;
+        let dropout = self.hidden_dropout.mask(&out, train)?;
+        self.output_norm.forward(&lrlab_kernels::residual_dropout(
+            &out,
+            dropout.as_ref(),
+            &attended,
+        )?)
     }
 }
 
