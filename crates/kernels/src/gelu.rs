@@ -24,6 +24,20 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()
 }
 
+/// GELU of every element of `x`.
+pub(crate) fn gelu(x: &[f32]) -> Vec<f32> {
+    par_map(x, |v| (erf(v * FRAC_1_SQRT_2) + 1.) * 0.5 * v)
+}
+
+/// The gradient of GELU's input `x` from its output's, `dy`: `dy · (Φ(x) + x·φ(x))`.
+pub(crate) fn gelu_gradient(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    par_zip_map(x, dy, |v, g| {
+        let cdf = 0.5 * (1. + erf(v * FRAC_1_SQRT_2));
+        let density = INV_SQRT_2PI * exp(-0.5 * v * v);
+        g * (cdf + v * density)
+    })
+}
+
 /// The fused operation of [`gelu_erf`].
 struct Gelu;
 
@@ -37,8 +51,7 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_slice::<f32>(self.name(), storage, layout)?;
-        let y = par_map(x, |v| (erf(v * FRAC_1_SQRT_2) + 1.) * 0.5 * v);
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        Ok((CpuStorage::F32(gelu(x)), layout.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -64,11 +77,7 @@ impl CustomOp2 for GeluBackward {
             cpu_slice::<f32>(self.name(), xs, xl)?,
             cpu_slice::<f32>(self.name(), gs, gl)?,
         );
-        let dx = par_zip_map(x, dy, |v, g| {
-            let cdf = 0.5 * (1. + erf(v * FRAC_1_SQRT_2));
-            let density = INV_SQRT_2PI * exp(-0.5 * v * v);
-            g * (cdf + v * density)
-        });
+        let dx = gelu_gradient(x, dy);
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }

@@ -43,7 +43,7 @@ pub use conv::{ConvParams, conv2d};
 pub use dropout::{DropoutMask, dropout, residual_dropout};
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
-pub use linear::linear;
+pub use linear::{linear, linear_gelu};
 pub use softmax::{attention_softmax, softmax_last_dim};
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};

@@ -7,10 +7,13 @@
 //! gradient sums the output gradient's columns in parallel, where candle's broadcast reduction
 //! runs on one thread with two integer divisions per element.
 
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::gelu::{gelu, gelu_erf, gelu_gradient};
 use super::product::{Matrix, matmul};
 use super::{cpu_slice, serves_f32, sum_in_order, with_cpu_slices};
 
@@ -19,11 +22,32 @@ use super::{cpu_slice, serves_f32, sum_in_order, with_cpu_slices};
 /// product (and broadcast addition) elsewhere; the same values either way.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(bias) if serves_f32(x) && serves_f32(weight) && serves_f32(bias) => x
-            .contiguous()?
-            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear),
+        Some(bias) if serves_f32(x) && serves_f32(weight) && serves_f32(bias) => {
+            x.contiguous()?.apply_op3(
+                &weight.contiguous()?,
+                &bias.contiguous()?,
+                Linear::default(),
+            )
+        }
         _ => composed(x, weight, bias),
     }
+}
+
+/// `gelu_erf(x Wᵀ + b)`, a transformer's feed-forward expansion, differentiable in all three.
+/// One fused operation for `f32` on the CPU, which keeps the activation's input to itself for
+/// its backward pass: the product's output never becomes a tensor, so neither does its
+/// gradient, which candle's backward pass would start as zeros and add onto. Elsewhere
+/// [`linear`] and then [`gelu_erf`]; the same values either way.
+pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if serves_f32(x) && serves_f32(weight) && serves_f32(bias) {
+        let op = Linear {
+            gelu: Some(OnceLock::new()),
+        };
+        return x
+            .contiguous()?
+            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
+    }
+    gelu_erf(&composed(x, weight, Some(bias))?)
 }
 
 /// [`linear`] from candle's primitives: one 2-d product over the rows of all leading
@@ -41,8 +65,12 @@ fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor
     product.reshape(dims)
 }
 
-/// The fused operation of [`linear`].
-struct Linear;
+/// The fused operation of [`linear`] and, with `gelu`, of [`linear_gelu`]: then the
+/// forward pass keeps the product (GELU's input) there for the backward pass.
+#[derive(Default)]
+struct Linear {
+    gelu: Option<OnceLock<Vec<f32>>>,
+}
 
 /// Rows per parallel task of the bias gradient's column sums.
 const ROWS: usize = 64;
@@ -129,6 +157,13 @@ impl CustomOp3 for Linear {
         let x = Matrix::new(x, rows, inputs);
         let weight = Matrix::new(weight, outputs, inputs);
         matmul(&mut y, x, weight.t(), true, parallelism());
+        if let Some(product) = &self.gelu {
+            let activated = gelu(&y);
+            product
+                .set(y)
+                .map_err(|_| candle_core::Error::Msg(format!("{name}: run twice")))?;
+            y = activated;
+        }
         Ok((CpuStorage::F32(y), sizes.output(xl)))
     }
 
@@ -148,6 +183,16 @@ impl CustomOp3 for Linear {
             outputs,
         } = Sizes::of(xl, wl, bias.layout())?;
         let (dx, dw, db) = with_cpu_slices(self.name(), [x, weight, &grad], |[x, w, dy]| {
+            let through_gelu = match &self.gelu {
+                None => None,
+                Some(product) => {
+                    let product = product.get().ok_or_else(|| {
+                        candle_core::Error::Msg(format!("{}: no forward pass", self.name()))
+                    })?;
+                    Some(gelu_gradient(product, dy))
+                }
+            };
+            let dy = through_gelu.as_deref().unwrap_or(dy);
             let (x, w) = (
                 Matrix::new(x, rows, inputs),
                 Matrix::new(w, outputs, inputs),
@@ -220,6 +265,35 @@ mod tests {
         }
         let plain = linear(x.as_tensor(), w.as_tensor(), None)?;
         assert!(relative_error(&(plain.broadcast_add(b.as_tensor()))?, &theirs) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn fused_linear_gelu_equals_linear_then_gelu() -> Result<()> {
+        let device = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 70, 6), &device)?)?;
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (9, 6), &device)?)?;
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 9, &device)?)?;
+        let r = Tensor::randn(0f32, 1.0, (3, 70, 9), &device)?;
+        let (x_, w_, b_) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let ours = linear_gelu(x_, w_, b_)?;
+        let two_ops = gelu_erf(&linear(x_, w_, Some(b_))?)?;
+        assert_eq!(ours.dims(), [3, 70, 9]);
+        assert_eq!(
+            ours.flatten_all()?.to_vec1::<f32>()?,
+            two_ops.flatten_all()?.to_vec1::<f32>()?
+        );
+        let grads = |y: &Tensor| (y * &r)?.sum_all()?.backward();
+        let (g_ours, g_two) = (grads(&ours)?, grads(&two_ops)?);
+        for var in [&x, &w, &b] {
+            let gradient = |g: &candle_core::backprop::GradStore| {
+                g.get(var)
+                    .expect("a gradient")
+                    .flatten_all()?
+                    .to_vec1::<f32>()
+            };
+            assert_eq!(gradient(&g_ours)?, gradient(&g_two)?);
+        }
         Ok(())
     }
 }

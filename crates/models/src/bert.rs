@@ -209,11 +209,10 @@ impl EncoderLayer {
         let dropout = self.hidden_dropout.mask(&attended, train)?;
         let attended = lrlab_kernels::residual_dropout(&attended, dropout.as_ref(), hidden)?;
         let attended = self.attention_norm.forward(&attended)?;
-        let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
-            HiddenAct::Gelu => lrlab_kernels::gelu_erf(&inner)?,
-            HiddenAct::GeluApproximate => inner.gelu()?,
-            HiddenAct::Relu => inner.relu()?,
+            HiddenAct::Gelu => self.intermediate.forward_gelu(&attended)?,
+            HiddenAct::GeluApproximate => self.intermediate.forward(&attended)?.gelu()?,
+            HiddenAct::Relu => self.intermediate.forward(&attended)?.relu()?,
         };
         let out = self.output.forward(&inner)?;
         let dropout = self.hidden_dropout.mask(&out, train)?;

@@ -34,6 +34,12 @@ impl Linear {
             Some(&c.cast(&self.bias)?),
         )
     }
+
+    /// `gelu_erf(x Wᵀ + b)`, in the compute precision whatever `x`'s type: one operation.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        let c = &self.compute;
+        lrlab_kernels::linear_gelu(&c.cast(x)?, &c.cast(&self.weight)?, &c.cast(&self.bias)?)
+    }
 }
 
 /// A linear layer with PyTorch's default initialisation (uniform on ±1/√fan_in for weight and
