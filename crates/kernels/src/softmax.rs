@@ -60,14 +60,32 @@ fn row_length(layout: &Layout) -> Result<usize> {
     }
 }
 
-/// Softmax of each row of `y` in place.
-fn softmax_rows(y: &mut [f32], n: usize) {
-    y.par_chunks_mut(n).for_each(|row| {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        row.iter_mut().for_each(|v| *v = exp(*v - max));
-        let scale = 1.0 / lane_sum([row], |[v]| v);
-        row.iter_mut().for_each(|v| *v *= scale);
-    });
+/// Softmax of `row` in place.
+fn softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter_mut().for_each(|v| *v = exp(*v - max));
+    let scale = 1.0 / lane_sum([row], |[v]| v);
+    row.iter_mut().for_each(|v| *v *= scale);
+}
+
+/// Attention's probabilities in place of one row of scores: the softmax of
+/// `row · scale + bias`, the scaling and the bias as candle composes them (an affine map
+/// `x · scale + 0`, then the sum).
+pub(crate) fn attention_softmax_row(row: &mut [f32], scale: f32, bias: &[f32]) {
+    for (v, &b) in row.iter_mut().zip(bias) {
+        *v = (*v * scale + 0.0) + b;
+    }
+    softmax_row(row);
+}
+
+/// The gradient of one row of a softmax's input scaled by `scale`, into `out`, from the
+/// softmax's output `y` and its gradient `dy`: `scale · y ⊙ (dy − Σ dy ⊙ y)`.
+pub(crate) fn softmax_row_gradient(y: &[f32], dy: &[f32], scale: f32, out: &mut [f32]) {
+    let dot = lane_sum([y, dy], |[a, b]| a * b);
+    for ((o, &y), &g) in out.iter_mut().zip(y).zip(dy) {
+        // As candle composes it: the softmax's gradient, then the affine map's.
+        *o = y * (g - dot) * scale + 0.0;
+    }
 }
 
 impl Softmax {
@@ -86,7 +104,7 @@ impl CustomOp1 for Softmax {
         let x = cpu_slice::<f32>(CustomOp1::name(self), storage, layout)?;
         let n = row_length(layout)?;
         let mut y = x.to_vec();
-        softmax_rows(&mut y, n);
+        y.par_chunks_mut(n).for_each(softmax_row);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -114,18 +132,11 @@ impl CustomOp2 for Softmax {
         );
         let n = row_length(xl)?;
         let rows_per_item = x.len() / bias.len().max(1);
-        let mut y = vec![0f32; x.len()];
-        // As candle composes it: the affine map `x · scale + 0`, then the bias.
-        y.par_chunks_mut(n)
-            .zip(x.par_chunks(n))
-            .enumerate()
-            .for_each(|(row, (out, x))| {
-                let bias = &bias[row / rows_per_item * n..][..n];
-                for ((o, &v), &b) in out.iter_mut().zip(x).zip(bias) {
-                    *o = (v * self.scale + 0.0) + b;
-                }
-            });
-        softmax_rows(&mut y, n);
+        let mut y = x.to_vec();
+        y.par_chunks_mut(n).enumerate().for_each(|(row, y)| {
+            let bias = &bias[row / rows_per_item * n..][..n];
+            attention_softmax_row(y, self.scale, bias);
+        });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -160,13 +171,7 @@ impl CustomOp2 for SoftmaxBackward {
         let mut dx = vec![0f32; y.len()];
         dx.par_chunks_mut(n)
             .zip(y.par_chunks(n).zip(dy.par_chunks(n)))
-            .for_each(|(out, (y, dy))| {
-                let dot = lane_sum([y, dy], |[a, b]| a * b);
-                for ((o, &y), &g) in out.iter_mut().zip(y).zip(dy) {
-                    // As candle composes it: the softmax's gradient, then the affine map's.
-                    *o = y * (g - dot) * self.scale + 0.0;
-                }
-            });
+            .for_each(|(out, (y, dy))| softmax_row_gradient(y, dy, self.scale, out));
         Ok((CpuStorage::F32(dx), yl.shape().clone()))
     }
 }

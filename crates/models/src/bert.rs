@@ -198,10 +198,9 @@ impl EncoderLayer {
         let query = self.query.forward(hidden)?;
         let key = self.key.forward(hidden)?;
         let value = self.value.forward(hidden)?;
-        let scores =
-            lrlab_kernels::attention_scores(&query, &key, self.heads)?.to_dtype(DType::F32)?;
         let scale = (head_size as f64).powf(-0.5);
-        let probabilities = lrlab_kernels::attention_softmax(&scores, scale, mask_bias)?;
+        let probabilities =
+            lrlab_kernels::attention_probabilities(&query, &key, self.heads, scale, mask_bias)?;
         let dropout = self.attention_dropout.mask(&probabilities, train)?;
         let context =
             lrlab_kernels::attention_context(&probabilities, &value, self.heads, dropout.as_ref())?;
