@@ -40,12 +40,12 @@ impl DropoutMask {
         }
     }
 
-    /// The mask, checked to have `x`'s shape, contiguous.
-    pub(crate) fn keep_for(&self, x: &Tensor) -> Result<Tensor> {
-        if self.keep.shape() != x.shape() {
+    /// The mask, checked to have the input's `shape`, contiguous.
+    pub(crate) fn keep_for(&self, shape: &Shape) -> Result<Tensor> {
+        if self.keep.shape() != shape {
             candle_core::bail!(
                 "dropout: the keep-mask must have the input's shape {:?}, not {:?}",
-                x.dims(),
+                shape.dims(),
                 self.keep.dims()
             );
         }
@@ -76,7 +76,7 @@ impl MaskScale {
 /// is a constant). One fused operation for `f32` on the CPU; elsewhere candle's composition,
 /// with the same values.
 pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
-    let keep = mask.keep_for(x)?;
+    let keep = mask.keep_for(x.shape())?;
     if serves_f32(x) {
         let op = Dropout {
             scale: mask.mask_scale(),
@@ -105,7 +105,7 @@ pub fn residual_dropout(
         };
         return x
             .contiguous()?
-            .apply_op3(&mask.keep_for(x)?, &residual.contiguous()?, op);
+            .apply_op3(&mask.keep_for(x.shape())?, &residual.contiguous()?, op);
     }
     dropout(x, mask)?.to_dtype(residual.dtype())? + residual
 }

@@ -2,8 +2,8 @@
 //! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution,
 //! batch normalisation (with the ReLU after it), layer normalisation, softmax (with attention's
 //! scale and mask), GELU, dropout (alone or with the residual add after it), linear layers
-//! (alone or with the GELU after them), attention's per-head products (the scores with their
-//! softmax, the context with the probabilities' dropout) and Adam's update. Their elementary
+//! (alone or with the GELU after them), self-attention's core (scores, softmax, dropout and
+//! context in one) and Adam's update. Their elementary
 //! functions (`exp`, `erf`, sums) are written to vectorise (`math.rs`).
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
@@ -39,7 +39,7 @@ mod product;
 mod softmax;
 
 pub use adam::{AdamUpdate, Param, Tracked, adam_update};
-pub use attention::{attention_context, attention_probabilities};
+pub use attention::attention;
 pub use batch_norm::{Activation, BatchNormalised, Epilogue, batch_norm_eval, batch_norm_train};
 pub use conv::{ConvParams, conv2d};
 pub use dropout::{DropoutMask, dropout, residual_dropout};

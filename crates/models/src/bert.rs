@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, IndexOp, Module, ModuleT, Result, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, ModuleT, Result, Shape, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use serde::Deserialize;
@@ -194,18 +194,28 @@ impl EncoderLayer {
     /// tokens and the most negative float for padding. The products run in the compute
     /// precision; scores, softmax, residuals and layer norms in `f32`, as autocast does.
     fn forward_t(&self, hidden: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let head_size = hidden.dim(2)? / self.heads;
+        let (batch, len, width) = hidden.dims3()?;
         let query = self.query.forward(hidden)?;
         let key = self.key.forward(hidden)?;
         let value = self.value.forward(hidden)?;
-        let scale = (head_size as f64).powf(-0.5);
-        let probabilities =
-            lrlab_kernels::attention_probabilities(&query, &key, self.heads, scale, mask_bias)?;
-        let dropout = self.attention_dropout.mask(&probabilities, train)?;
-        let context =
-            lrlab_kernels::attention_context(&probabilities, &value, self.heads, dropout.as_ref())?;
+        let scale = ((width / self.heads) as f64).powf(-0.5);
+        let probabilities = Shape::from((batch, self.heads, len, len));
+        let dropout = self
+            .attention_dropout
+            .mask(&probabilities, hidden.device(), train)?;
+        let context = lrlab_kernels::attention(
+            &query,
+            &key,
+            &value,
+            self.heads,
+            scale,
+            mask_bias,
+            dropout.as_ref(),
+        )?;
         let attended = self.attention_output.forward(&context)?;
-        let dropout = self.hidden_dropout.mask(&attended, train)?;
+        let dropout = self
+            .hidden_dropout
+            .mask(attended.shape(), attended.device(), train)?;
         let attended = lrlab_kernels::residual_dropout(&attended, dropout.as_ref(), hidden)?;
         let attended = self.attention_norm.forward(&attended)?;
         let inner = match self.activation {
@@ -214,7 +224,7 @@ impl EncoderLayer {
             HiddenAct::Relu => self.intermediate.forward(&attended)?.relu()?,
         };
         let out = self.output.forward(&inner)?;
-        let dropout = self.hidden_dropout.mask(&out, train)?;
+        let dropout = self.hidden_dropout.mask(out.shape(), out.device(), train)?;
         self.output_norm.forward(&lrlab_kernels::residual_dropout(
             &out,
             dropout.as_ref(),

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use lrlab_kernels::{Activation, BatchNormalised, ConvParams, DropoutMask, Epilogue};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -295,17 +295,17 @@ impl DropoutRng {
         self.draws.store(0, Ordering::Relaxed);
     }
 
-    /// A `u8` keep-mask of `like`'s shape: 0 at probability `p`, 1 elsewhere.
-    fn keep(&self, like: &Tensor, p: f64) -> Result<Tensor> {
+    /// A `u8` keep-mask of `shape` on `device`: 0 at probability `p`, 1 elsewhere.
+    fn keep(&self, shape: &Shape, device: &Device, p: f64) -> Result<Tensor> {
         let draw = self.draws.fetch_add(1, Ordering::Relaxed);
         let step_key = mix(self.seed, self.stream.load(Ordering::Relaxed));
         match self.source {
-            MaskSource::Host => host_keep_mask(like, p, mix(step_key, draw)),
+            MaskSource::Host => host_keep_mask(shape, device, p, mix(step_key, draw)),
             MaskSource::Device => {
                 if draw == 0 {
-                    self.reseed_device(like.device(), step_key)?;
+                    self.reseed_device(device, step_key)?;
                 }
-                self.device_uniforms(like)?.ge(p)
+                self.device_uniforms(shape, device)?.ge(p)
             }
         }
     }
@@ -321,16 +321,16 @@ impl DropoutRng {
         }
     }
 
-    /// `f32` numbers uniform on [0, 1) of `like`'s shape, drawn where `like` lives.
-    fn device_uniforms(&self, like: &Tensor) -> Result<Tensor> {
-        if !like.device().is_cpu() {
-            return Tensor::rand(0f32, 1f32, like.shape(), like.device());
+    /// `f32` numbers uniform on [0, 1) of `shape`, drawn on `device`.
+    fn device_uniforms(&self, shape: &Shape, device: &Device) -> Result<Tensor> {
+        if !device.is_cpu() {
+            return Tensor::rand(0f32, 1f32, shape, device);
         }
         let mut rng = lock(&self.cpu_uniforms);
-        let uniforms = (0..like.elem_count())
+        let uniforms = (0..shape.elem_count())
             .map(|_| rng.random::<f32>())
             .collect();
-        Tensor::from_vec(uniforms, like.shape(), like.device())
+        Tensor::from_vec(uniforms, shape, device)
     }
 }
 
@@ -339,11 +339,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The host's keep-mask of `like`'s shape for `key`: independent ChaCha8 blocks filled in
+/// The host's keep-mask of `shape` for `key`: independent ChaCha8 blocks filled in
 /// parallel, an element dropped where its `u32` falls below `p · 2³²`.
-fn host_keep_mask(like: &Tensor, p: f64, key: u64) -> Result<Tensor> {
+fn host_keep_mask(shape: &Shape, device: &Device, p: f64, key: u64) -> Result<Tensor> {
     let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
-    let mut keep = vec![0u8; like.elem_count()];
+    let mut keep = vec![0u8; shape.elem_count()];
     keep.par_chunks_mut(MASK_BLOCK)
         .enumerate()
         .for_each(|(block, out)| {
@@ -352,7 +352,7 @@ fn host_keep_mask(like: &Tensor, p: f64, key: u64) -> Result<Tensor> {
                 *k = u8::from(rng.next_u32() >= threshold);
             }
         });
-    Tensor::from_vec(keep, like.shape(), like.device())
+    Tensor::from_vec(keep, shape, device)
 }
 
 /// SplitMix64 of `a` combined with `b`: independent-looking keys from counters.
@@ -382,22 +382,23 @@ impl Dropout {
 
     /// `x` with each element zeroed at probability `p` and the rest scaled by `1/(1 − p)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self.mask(x, train)? {
+        match self.mask(x.shape(), x.device(), train)? {
             Some(mask) => lrlab_kernels::dropout(x, &mask),
             None => Ok(x.clone()),
         }
     }
 
-    /// The next mask for a tensor like `like`, or none when this dropout is the identity (not
-    /// training, or `p` = 0): for a kernel that drops out inside a larger operation.
-    pub fn mask(&self, like: &Tensor, train: bool) -> Result<Option<DropoutMask>> {
+    /// The next mask for a tensor of `shape` on `device`, or none when this dropout is the
+    /// identity (not training, or `p` = 0): for a kernel that drops out inside a larger
+    /// operation.
+    pub fn mask(&self, shape: &Shape, device: &Device, train: bool) -> Result<Option<DropoutMask>> {
         if !train || self.p == 0.0 {
             return Ok(None);
         }
         let keep = if self.p >= 1.0 {
-            Tensor::zeros(like.shape(), DType::U8, like.device())?
+            Tensor::zeros(shape, DType::U8, device)?
         } else {
-            self.rng.keep(like, self.p)?
+            self.rng.keep(shape, device, self.p)?
         };
         DropoutMask::new(keep, self.p).map(Some)
     }
@@ -410,7 +411,7 @@ mod tests {
 
     fn dropped_fraction(rng: &DropoutRng, shape: &[usize], p: f64) -> Result<(Tensor, f64)> {
         let like = Tensor::zeros(shape, DType::F32, &Device::Cpu)?;
-        let keep = rng.keep(&like, p)?;
+        let keep = rng.keep(like.shape(), like.device(), p)?;
         let zeros = keep
             .eq(0u8)?
             .to_dtype(DType::F64)?
