@@ -44,8 +44,7 @@ pub fn attention(
     mask: Option<&DropoutMask>,
 ) -> Result<Tensor> {
     if [query, key, value, bias].into_iter().all(serves_f32) {
-        let (batch, len, _) = query.dims3()?;
-        let scores = Shape::from((batch, heads, len, len));
+        let scores = Heads::of(query.layout(), heads)?.scores_shape();
         let op = Attention {
             heads,
             scale: scale as f32,
@@ -253,19 +252,43 @@ struct Operands<'a> {
     dropout: Option<HeadDropout<'a>>,
 }
 
+impl<'a> Operands<'a> {
+    /// Batch element `b`'s query, key and value.
+    fn element(&self, g: &Heads, b: usize) -> [&'a [f32]; 3] {
+        [self.query, self.key, self.value].map(|x| element(x, b, g.projection()))
+    }
+
+    /// Head `h`'s probabilities `square` (of batch element `b`) as they multiply the value:
+    /// themselves, or dropped out into `scratch` when there is dropout.
+    fn used<'s>(
+        &self,
+        g: &Heads,
+        b: usize,
+        h: usize,
+        square: &'s [f32],
+        scratch: &'s mut Vec<f32>,
+    ) -> Matrix<'s> {
+        let used = match self.dropout {
+            Some(dropout) => {
+                scratch.resize(square.len(), 0.0);
+                dropout.apply(g, b, h, square, scratch);
+                scratch
+            }
+            None => square,
+        };
+        Matrix::new(used, g.len, g.len)
+    }
+}
+
 impl Attention {
     /// The heads' shape, checking the operands: query, key and value `(B, L, heads·d)`, the
-    /// bias `(B, 1, 1, L)`, the mask `(B, heads, L, L)`.
+    /// bias `(B, 1, 1, L)` (the mask was checked against the query when [`attention`] built
+    /// the operation).
     fn heads(&self, query: &Layout, key: &Layout, value: &Layout) -> Result<Heads> {
         let g = Heads::of(query, self.heads)?;
-        let mask_fits = match &self.dropout {
-            Some((keep, _)) => keep.shape() == &g.scores_shape(),
-            None => true,
-        };
         if key.dims() != query.dims()
             || value.dims() != query.dims()
             || self.bias.dims() != [g.batch, 1, 1, g.len]
-            || !mask_fits
         {
             candle_core::bail!(
                 "attention: query {:?}, key {:?}, value {:?} and bias {:?} do not fit",
@@ -291,15 +314,11 @@ impl Attention {
 
     /// The context and the probabilities, one batch element per task.
     fn forward(&self, g: Heads, x: &Operands) -> [Vec<f32>; 2] {
-        let (p, s, n) = (g.projection(), g.scores(), g.square_len());
+        let (p, s) = (g.projection(), g.scores());
         g.per_element([p, s], |b, [context, probabilities]| {
-            let (q, k, v) = (
-                element(x.query, b, p),
-                element(x.key, b, p),
-                element(x.value, b, p),
-            );
+            let [q, k, v] = x.element(&g, b);
             let bias = element(x.bias, b, g.len);
-            let mut dropped = vec![0f32; if x.dropout.is_some() { n } else { 0 }];
+            let mut dropped = Vec::new();
             for h in 0..g.heads {
                 let square = g.square_mut(probabilities, h);
                 let scores = Destination::dense(square, g.len);
@@ -307,15 +326,7 @@ impl Attention {
                 for row in g.square_mut(probabilities, h).chunks_mut(g.len) {
                     attention_softmax_row(row, self.scale, bias);
                 }
-                let square = g.square(probabilities, h);
-                let used = match x.dropout {
-                    Some(dropout) => {
-                        dropout.apply(&g, b, h, square, &mut dropped);
-                        &dropped[..]
-                    }
-                    None => square,
-                };
-                let used = Matrix::new(used, g.len, g.len);
+                let used = x.used(&g, b, h, g.square(probabilities, h), &mut dropped);
                 product(g.head_mut(context, h), used, g.head(v, h));
             }
         })
@@ -328,27 +339,18 @@ impl Attention {
     fn backward(&self, g: Heads, x: &Operands, pr: &[f32], dc: &[f32]) -> [Vec<f32>; 3] {
         let (p, s, n) = (g.projection(), g.scores(), g.square_len());
         g.per_element([p, p, p], |b, [dq, dk, dv]| {
-            let (q, k, v) = (
-                element(x.query, b, p),
-                element(x.key, b, p),
-                element(x.value, b, p),
-            );
+            let [q, k, v] = x.element(&g, b);
             let (pr, dc) = (element(pr, b, s), element(dc, b, p));
             let (mut d_dropped, mut ds) = (vec![0f32; n], vec![0f32; n]);
-            let mut dropped = vec![0f32; if x.dropout.is_some() { n } else { 0 }];
+            let mut dropped = Vec::new();
             for h in 0..g.heads {
                 let square = g.square(pr, h);
                 let d_square = Destination::dense(&mut d_dropped, g.len);
                 product(d_square, g.head(dc, h), g.head(v, h).t());
-                let used = match x.dropout {
-                    Some(dropout) => {
-                        dropout.apply(&g, b, h, square, &mut dropped);
-                        dropout.apply_in_place(&g, b, h, &mut d_dropped);
-                        &dropped[..]
-                    }
-                    None => square,
-                };
-                let used = Matrix::new(used, g.len, g.len);
+                if let Some(dropout) = x.dropout {
+                    dropout.apply_in_place(&g, b, h, &mut d_dropped);
+                }
+                let used = x.used(&g, b, h, square, &mut dropped);
                 product(g.head_mut(dv, h), used.t(), g.head(dc, h));
                 let rows = ds.chunks_mut(g.len).zip(square.chunks(g.len));
                 for ((ds, pr), dp) in rows.zip(d_dropped.chunks(g.len)) {

@@ -3,8 +3,8 @@
 //! batch normalisation (with the ReLU after it), layer normalisation, softmax (with attention's
 //! scale and mask), GELU, dropout (alone or with the residual add after it), linear layers
 //! (alone or with the GELU after them), self-attention's core (scores, softmax, dropout and
-//! context in one) and Adam's update. Their elementary
-//! functions (`exp`, `erf`, sums) are written to vectorise (`math.rs`).
+//! context in one) and Adam's update. Their elementary functions (`exp`, `erf`, sums) are
+//! written to vectorise (`math.rs`).
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
 //! serves (the CPU, and the types it is written for), candle's composition of primitives
