@@ -155,19 +155,21 @@ fn flip(t: &Tensor, dim: usize) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::relative_error;
     use candle_core::{DType, Device, Var};
 
-    struct Case {
-        name: String,
-        params: ConvParams,
-        tensors: std::collections::HashMap<String, Tensor>,
+    /// One of PyTorch's convolutions: its settings, and its tensors by name (`x`, `w`, `dy`,
+    /// `y`, `dx`, `dw`).
+    pub(crate) struct Case {
+        pub name: String,
+        pub params: ConvParams,
+        pub tensors: std::collections::HashMap<String, Tensor>,
     }
 
     /// PyTorch's cases (`scripts/conv_reference.py`).
-    fn cases() -> Vec<Case> {
+    pub(crate) fn cases() -> Vec<Case> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/conv_reference.safetensors"
