@@ -531,6 +531,28 @@ fn chunking(g: &Geometry, t: &Tiling) -> (usize, Parallelism) {
     (chunk, g.parallelism(chunk))
 }
 
+/// `f(scratch, outputs, inputs)` for every chunk, the chunks cut into one run of consecutive
+/// chunks per thread with one [`Scratch`] each: the scratch is sized (and zeroed) once per
+/// thread, where rayon's `for_each_init` may build one for every piece it splits off.
+fn for_each_chunk(
+    (outputs, output_chunk): (&mut [f32], usize),
+    (inputs, input_chunk): (&[f32], usize),
+    f: impl Fn(&mut Scratch, &mut [f32], &[f32]) + Sync,
+) {
+    let chunks = inputs.len().div_ceil(input_chunk);
+    let per_thread = chunks.div_ceil(rayon::current_num_threads()).max(1);
+    outputs
+        .par_chunks_mut(per_thread * output_chunk)
+        .zip(inputs.par_chunks(per_thread * input_chunk))
+        .for_each(|(outputs, inputs)| {
+            let mut scratch = Scratch::default();
+            let chunks = outputs.chunks_mut(output_chunk);
+            for (outputs, inputs) in chunks.zip(inputs.chunks(input_chunk)) {
+                f(&mut scratch, outputs, inputs);
+            }
+        });
+}
+
 /// `y (N, C_out, H, W) = conv(x, w)`.
 pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let t = Tiling::of(g);
@@ -538,17 +560,19 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (channels, out) = (g.channels, g.out_channels);
     let u = transform_kernels(w);
     let mut y = vec![0f32; g.batch * out * t.plane()];
-    y.par_chunks_mut(chunk * out * t.plane())
-        .zip(x.par_chunks(chunk * g.image()))
-        .for_each_init(Scratch::default, |s, (y, x)| {
-            transform_input(&t, x, channels, s);
-            let tiles = t.tiles(x.len(), channels);
-            let products = Scratch::sized(&mut s.products, POINTS * out * tiles);
-            let kernels = Points::new(&u, out, channels);
-            let windows = Points::new(&s.transformed, channels, tiles);
-            point_products(products, kernels, windows, false, parallelism);
-            transform_output(&t, out, s, y);
-        });
+    let (outputs, inputs) = (
+        (&mut y[..], chunk * out * t.plane()),
+        (x, chunk * g.image()),
+    );
+    for_each_chunk(outputs, inputs, |s, y, x| {
+        transform_input(&t, x, channels, s);
+        let tiles = t.tiles(x.len(), channels);
+        let products = Scratch::sized(&mut s.products, POINTS * out * tiles);
+        let kernels = Points::new(&u, out, channels);
+        let windows = Points::new(&s.transformed, channels, tiles);
+        point_products(products, kernels, windows, false, parallelism);
+        transform_output(&t, out, s, y);
+    });
     y
 }
 
@@ -559,17 +583,19 @@ pub(crate) fn input_gradient(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (channels, out) = (g.channels, g.out_channels);
     let u = transform_kernels(w);
     let mut dx = vec![0f32; g.batch * g.image()];
-    dx.par_chunks_mut(chunk * g.image())
-        .zip(dy.par_chunks(chunk * out * t.plane()))
-        .for_each_init(Scratch::default, |s, (dx, dy)| {
-            output_gradient_of(&t, dy, out, s);
-            let tiles = t.tiles(dy.len(), out);
-            let transformed = Scratch::sized(&mut s.transformed, POINTS * channels * tiles);
-            let kernels = Points::new(&u, out, channels);
-            let gradients = Points::new(&s.products, out, tiles);
-            point_products(transformed, kernels.t(), gradients, false, parallelism);
-            input_gradient_of(&t, channels, s, dx);
-        });
+    let (outputs, inputs) = (
+        (&mut dx[..], chunk * g.image()),
+        (dy, chunk * out * t.plane()),
+    );
+    for_each_chunk(outputs, inputs, |s, dx, dy| {
+        output_gradient_of(&t, dy, out, s);
+        let tiles = t.tiles(dy.len(), out);
+        let transformed = Scratch::sized(&mut s.transformed, POINTS * channels * tiles);
+        let kernels = Points::new(&u, out, channels);
+        let gradients = Points::new(&s.products, out, tiles);
+        point_products(transformed, kernels.t(), gradients, false, parallelism);
+        input_gradient_of(&t, channels, s, dx);
+    });
     dx
 }
 
