@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Te
 use rayon::prelude::*;
 
 use super::math::lane_sum;
-use super::{cpu_slice, par_zip_map, serves_f32, with_cpu_slices};
+use super::{cpu_slice, serves_f32, with_cpu_slices};
 
 /// The non-linearity at the end of an [`Epilogue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,19 +299,17 @@ impl BatchNormTrain {
             };
             let gradient = Gradient { dy, active };
             let gamma = &affine[..affine.len() / 2];
-            let (dx, dgamma, dbeta) = backward(x_values, xl, gamma, gradient, &stats, self.eps)?;
+            let grads = backward(x_values, xl, gamma, gradient, &stats, self.eps, residual)?;
             // The sum's gradient: the output's, cut where the ReLU did.
-            let d_sum = match (residual, active) {
+            let d_sum = match (residual, grads.cut) {
                 (false, _) => None,
                 (true, None) => Some(grad.clone()),
-                (true, Some(y)) => {
-                    let cut = par_zip_map(dy, y, through_relu);
-                    Some(Tensor::from_vec(cut, xl.shape(), device)?)
-                }
+                (true, Some(cut)) => Some(Tensor::from_vec(cut, xl.shape(), device)?),
             };
+            let affine = [grads.gamma, grads.beta].concat();
             Ok((
-                Tensor::from_vec(dx, xl.shape(), device)?,
-                Tensor::from_vec([dgamma, dbeta].concat(), (2, gamma.len()), device)?,
+                Tensor::from_vec(grads.input, xl.shape(), device)?,
+                Tensor::from_vec(affine, (2, gamma.len()), device)?,
                 d_sum,
             ))
         })
@@ -436,10 +434,12 @@ fn channel_stats(x: &[f32], (n, c, plane): (usize, usize, usize)) -> ChannelStat
         .into_par_iter()
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane]);
-            let sum: f64 = planes().map(|p| lane_sum([p], |[v]| f64::from(v))).sum();
+            // Each plane in `f32` lanes, the planes added in `f64`.
+            let sum: f64 = planes().map(|p| f64::from(lane_sum([p], |[v]| v))).sum();
             let mean = sum / count;
+            let centre = mean as f32;
             let squares: f64 = planes()
-                .map(|p| lane_sum([p], |[v]| (f64::from(v) - mean).powi(2)))
+                .map(|p| f64::from(lane_sum([p], |[v]| (v - centre) * (v - centre))))
                 .sum();
             (mean as f32, (squares / count) as f32)
         })
@@ -462,26 +462,49 @@ struct Gradient<'a> {
 }
 
 impl Gradient<'_> {
-    /// `Σ term(g, x)` over the gradients `g` of the normalised values at `at..at + x.len()`
-    /// and the inputs `x` there.
-    fn sum(&self, at: usize, x: &[f32], term: impl Fn(f32, f32) -> f64) -> f64 {
+    /// `Σ g` and `Σ g·(x − mean)` over the gradients `g` of the normalised values at
+    /// `at..at + x.len()` and the inputs `x` there: one pass each over the plane (the second
+    /// reads it from L1), in `f32` lanes; a plane is at most a few thousand elements, and the
+    /// planes' sums are added in `f64`.
+    fn sums(&self, at: usize, x: &[f32], mean: f32) -> (f32, f32) {
         let dy = &self.dy[at..at + x.len()];
         match self.active {
-            Some(y) => lane_sum([dy, &y[at..at + x.len()], x], |[g, y, x]| {
-                term(through_relu(g, y), x)
-            }),
-            None => lane_sum([dy, x], |[g, x]| term(g, x)),
+            Some(y) => {
+                let inputs = [dy, &y[at..at + x.len()], x];
+                let sum = lane_sum(inputs, |[g, y, _]| through_relu(g, y));
+                let dot = lane_sum(inputs, |[g, y, v]| through_relu(g, y) * (v - mean));
+                (sum, dot)
+            }
+            None => (
+                lane_sum([dy], |[g]| g),
+                lane_sum([dy, x], |[g, v]| g * (v - mean)),
+            ),
         }
     }
+}
 
-    /// The gradient of the normalised values over `at..at + len`.
-    fn plane(&self, at: usize, len: usize) -> impl Iterator<Item = f32> + '_ {
-        let dy = self.dy[at..at + len].iter();
-        let active = self.active.map(|y| &y[at..at + len]);
-        dy.enumerate().map(move |(i, &g)| match active {
-            Some(y) => through_relu(g, y[i]),
-            None => g,
-        })
+/// Per channel, what turns a plane's gradient `g` and input `x` into the input's gradient:
+/// `k·(g − mean_g − (x − mean)·slope)`.
+#[derive(Clone, Copy)]
+struct InputGradient {
+    k: f32,
+    mean_g: f32,
+    mean: f32,
+    slope: f32,
+}
+
+impl InputGradient {
+    /// Writes the gradient of a plane of inputs `x` whose normalised values have gradient `g`.
+    fn plane(self, out: &mut [f32], g: impl Iterator<Item = f32>, x: &[f32]) {
+        let InputGradient {
+            k,
+            mean_g,
+            mean,
+            slope,
+        } = self;
+        for ((o, g), &v) in out.iter_mut().zip(g).zip(x) {
+            *o = k * (g - mean_g - (v - mean) * slope);
+        }
     }
 }
 
@@ -492,7 +515,8 @@ fn through_relu(g: f32, y: f32) -> f32 {
 }
 
 /// The gradients of the input, γ and β, from the input, the forward pass's statistics and the
-/// output's gradient.
+/// output's gradient; with `cut`, also the output's gradient cut where the ReLU was (the
+/// residual's gradient), written in the same pass.
 fn backward(
     x: &[f32],
     xl: &Layout,
@@ -500,39 +524,93 @@ fn backward(
     dy: Gradient,
     (mean, var): &ChannelStats,
     eps: f64,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    cut: bool,
+) -> Result<Gradients> {
     let (n, c, plane) = geometry(xl)?;
     let count = (n * plane) as f32;
     let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps as f32).sqrt()).collect();
-    // Per channel: Σ dy and Σ dy·x̂.
-    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..c)
+    let (dbeta, dgamma) = gradient_sums(x, (n, c, plane), dy, mean, &invstd);
+    // dx = γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)
+    let channels: Vec<InputGradient> = (0..c)
+        .map(|ch| InputGradient {
+            k: gamma[ch] * invstd[ch],
+            mean_g: dbeta[ch] / count,
+            mean: mean[ch],
+            slope: invstd[ch] * dgamma[ch] / count,
+        })
+        .collect();
+    let mut dx = vec![0f32; x.len()];
+    let plane_of = |at: usize| at..at + plane;
+    let cut = match (cut, dy.active) {
+        (true, Some(y)) => {
+            let mut cut = vec![0f32; x.len()];
+            dx.par_chunks_mut(plane)
+                .zip(cut.par_chunks_mut(plane))
+                .enumerate()
+                .for_each(|(nc, (out, cut))| {
+                    let at = plane_of(nc * plane);
+                    let (g, y) = (&dy.dy[at.clone()], &y[at.clone()]);
+                    for ((cell, &g), &y) in cut.iter_mut().zip(g).zip(y) {
+                        *cell = through_relu(g, y);
+                    }
+                    channels[nc % c].plane(out, cut.iter().copied(), &x[at]);
+                });
+            Some(cut)
+        }
+        _ => {
+            per_plane(&mut dx, c, plane, |ch, at, out| {
+                let (g, x) = (&dy.dy[plane_of(at)], &x[plane_of(at)]);
+                match dy.active {
+                    Some(y) => {
+                        let y = &y[plane_of(at)];
+                        let g = g.iter().zip(y).map(|(&g, &y)| through_relu(g, y));
+                        channels[ch].plane(out, g, x);
+                    }
+                    None => channels[ch].plane(out, g.iter().copied(), x),
+                }
+            });
+            None
+        }
+    };
+    Ok(Gradients {
+        input: dx,
+        cut,
+        gamma: dgamma,
+        beta: dbeta,
+    })
+}
+
+/// Per channel, `Σ dy` and `Σ dy·x̂` (the gradients of β and γ).
+fn gradient_sums(
+    x: &[f32],
+    (n, c, plane): (usize, usize, usize),
+    dy: Gradient,
+    mean: &[f32],
+    invstd: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    (0..c)
         .into_par_iter()
         .map(|ch| {
             let (mut sum, mut dot) = (0f64, 0f64);
             for i in 0..n {
                 let at = (i * c + ch) * plane;
-                let x = &x[at..at + plane];
-                sum += dy.sum(at, x, |g, _| f64::from(g));
-                dot += dy.sum(at, x, |g, v| f64::from(g) * f64::from(v - mean[ch]));
+                let (plane_sum, plane_dot) = dy.sums(at, &x[at..at + plane], mean[ch]);
+                sum += f64::from(plane_sum);
+                dot += f64::from(plane_dot);
             }
             (sum as f32, (dot as f32) * invstd[ch])
         })
-        .unzip();
-    // dx = γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)
-    let mut dx = vec![0f32; x.len()];
-    per_plane(&mut dx, c, plane, |ch, at, out| {
-        let k = gamma[ch] * invstd[ch];
-        let (mean_dy, mean_dot) = (dbeta[ch] / count, dgamma[ch] / count);
-        let (m, s) = (mean[ch], invstd[ch]);
-        for ((o, g), &v) in out
-            .iter_mut()
-            .zip(dy.plane(at, plane))
-            .zip(&x[at..at + plane])
-        {
-            *o = k * (g - mean_dy - (v - m) * s * mean_dot);
-        }
-    });
-    Ok((dx, dgamma, dbeta))
+        .unzip()
+}
+
+/// What [`backward`] computes.
+struct Gradients {
+    /// The input's gradient.
+    input: Vec<f32>,
+    /// The output's gradient cut where the ReLU was, when asked for.
+    cut: Option<Vec<f32>>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
 }
 
 #[cfg(test)]
