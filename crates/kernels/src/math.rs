@@ -8,39 +8,26 @@
 /// give the same sum every run.
 const LANES: usize = 8;
 
-/// A number that [`lane_sum`] can total: `f32` (a softmax row) or `f64` (a batch-norm channel
-/// of tens of thousands of terms).
-pub(crate) trait Total: Copy + Default + std::ops::Add<Output = Self> {}
-
-impl Total for f32 {}
-
-impl Total for f64 {}
-
 /// `Σᵢ term([inputs[0][i], …, inputs[S − 1][i]])` over the elements of the `S` equally long
 /// `inputs`, in [`LANES`] interleaved partial sums: the lanes of a block of [`LANES`] elements
 /// are independent, so the loop vectorises. One sum per call: two sums of the same elements
 /// in one loop vectorise across the pair instead of across the lanes, at half the width.
-pub(crate) fn lane_sum<const S: usize, T: Total>(
-    inputs: [&[f32]; S],
-    term: impl Fn([f32; S]) -> T,
-) -> T {
+pub(crate) fn lane_sum<const S: usize>(inputs: [&[f32]; S], term: impl Fn([f32; S]) -> f32) -> f32 {
     let len = inputs.first().map_or(0, |x| x.len());
     assert!(
         inputs.iter().all(|x| x.len() == len),
         "lane sums of unequal inputs"
     );
     let full = len - len % LANES;
-    let mut lanes = [T::default(); LANES];
+    let mut lanes = [0f32; LANES];
     for base in (0..full).step_by(LANES) {
         let blocks: [&[f32; LANES]; S] =
             inputs.map(|x| x[base..base + LANES].try_into().expect("a block of LANES"));
         for (lane, sum) in lanes.iter_mut().enumerate() {
-            *sum = *sum + term(blocks.map(|block| block[lane]));
+            *sum += term(blocks.map(|block| block[lane]));
         }
     }
-    let sum = lanes
-        .into_iter()
-        .fold(T::default(), |total, lane| total + lane);
+    let sum = lanes.into_iter().fold(0.0, |total, lane| total + lane);
     (full..len).fold(sum, |total, i| total + term(inputs.map(|x| x[i])))
 }
 
@@ -147,7 +134,7 @@ mod tests {
     fn lane_sum_adds_every_term() {
         let x: Vec<f32> = (1..=21).map(|i| i as f32).collect();
         assert_eq!(lane_sum([&x], |[a]| a), 231.0);
-        assert_eq!(lane_sum([&x, &x], |[a, b]| f64::from(a * b)), 3311.0);
+        assert_eq!(lane_sum([&x, &x], |[a, b]| a * b), 3311.0);
         assert_eq!(lane_sum([&x[..5]], |[a]| a), 15.0, "no full block");
     }
 }
