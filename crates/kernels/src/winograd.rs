@@ -1,6 +1,6 @@
-//! 3×3 convolutions at stride 1 with padding 1 (all but three of ResNet-18's) by Winograd's
-//! minimal filtering F(2×2, 3×3), as Lavin and Gray lay it out for networks ("Fast Algorithms
-//! for Convolutional Neural Networks", 2016). Each 2×2 block of outputs, a *tile*, is
+//! 3×3 convolutions at stride 1 with padding 1 (ResNet-18's, but for its first layer) by
+//! Winograd's minimal filtering F(2×2, 3×3), as Lavin and Gray lay it out for networks ("Fast
+//! Algorithms for Convolutional Neural Networks", 2016). Each 2×2 block of outputs, a *tile*, is
 //! `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for its 4×4 input window `d` and a 3×3 kernel `g`; summed over
 //! input channels, the element-wise product becomes 16 matrix products, one per point ξ of the
 //! transformed tile:
