@@ -23,6 +23,12 @@ use super::sum_in_order;
 use super::winograd;
 use rayon::prelude::*;
 
+/// Consecutive chunks per thread when `chunks` are cut into one run per thread: a fixed
+/// grouping, so that sums over the runs, added in order, are the same numbers every time.
+pub(crate) fn chunks_per_thread(chunks: usize) -> usize {
+    chunks.div_ceil(rayon::current_num_threads()).max(1)
+}
+
 /// The geometry of a square convolution of a `(N, C, H, W)` input into `C_out` channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
@@ -368,7 +374,7 @@ fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .chunks(chunk * g.image())
         .zip(dy.chunks(chunk * out * plane))
         .collect();
-    let per_thread = chunks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let per_thread = chunks_per_thread(chunks.len());
     let transposed = g.weight_gradient_transposed();
     let parts = chunks
         .par_chunks(per_thread)

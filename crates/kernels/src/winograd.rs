@@ -19,7 +19,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv::Geometry;
+use super::conv::{Geometry, chunks_per_thread};
 use super::product::{Matrix, matmul};
 use super::sum_in_order;
 
@@ -539,8 +539,7 @@ fn for_each_chunk(
     (inputs, input_chunk): (&[f32], usize),
     f: impl Fn(&mut Scratch, &mut [f32], &[f32]) + Sync,
 ) {
-    let chunks = inputs.len().div_ceil(input_chunk);
-    let per_thread = chunks.div_ceil(rayon::current_num_threads()).max(1);
+    let per_thread = chunks_per_thread(inputs.len().div_ceil(input_chunk));
     outputs
         .par_chunks_mut(per_thread * output_chunk)
         .zip(inputs.par_chunks(per_thread * input_chunk))
@@ -610,7 +609,7 @@ pub(crate) fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .chunks(chunk * g.image())
         .zip(dy.chunks(chunk * out * t.plane()))
         .collect();
-    let per_thread = chunks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let per_thread = chunks_per_thread(chunks.len());
     let parts = chunks
         .par_chunks(per_thread)
         .map(|run| {
