@@ -8,8 +8,10 @@ use std::f32::consts::FRAC_1_SQRT_2;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::math::{erf, exp};
-use super::{cpu_slice, par_map, par_zip_map, serves_f32};
+use rayon::prelude::*;
+
+use super::math::erf_and_gaussian;
+use super::{ELEMENTWISE_CHUNK, cpu_slice, par_map, par_zip_map, serves_f32};
 
 /// `1/√(2π)`, the standard normal density at 0.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
@@ -24,18 +26,43 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()
 }
 
+/// `(GELU(v), GELU′(v)) = (v·Φ(v), Φ(v) + v·φ(v))`: the slope's density is the Gaussian
+/// factor `erf` computes anyway, so the pair costs little more than the value.
+#[inline]
+fn value_and_slope(v: f32) -> (f32, f32) {
+    let (erf, gaussian) = erf_and_gaussian(v * FRAC_1_SQRT_2);
+    let cdf = (erf + 1.) * 0.5;
+    (cdf * v, cdf + v * (INV_SQRT_2PI * gaussian))
+}
+
 /// GELU of every element of `x`.
 pub(crate) fn gelu(x: &[f32]) -> Vec<f32> {
-    par_map(x, |v| (erf(v * FRAC_1_SQRT_2) + 1.) * 0.5 * v)
+    par_map(x, |v| value_and_slope(v).0)
+}
+
+/// GELU of every element of `x`, returned, while `x` is overwritten with GELU's slope there:
+/// what a backward pass needs, in one pass and no second buffer.
+pub(crate) fn gelu_keeping_slopes(x: &mut [f32]) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks_mut(ELEMENTWISE_CHUNK))
+        .for_each(|(out, x)| {
+            for (o, v) in out.iter_mut().zip(x) {
+                (*o, *v) = value_and_slope(*v);
+            }
+        });
+    out
 }
 
 /// The gradient of GELU's input `x` from its output's, `dy`: `dy · (Φ(x) + x·φ(x))`.
 pub(crate) fn gelu_gradient(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    par_zip_map(x, dy, |v, g| {
-        let cdf = 0.5 * (1. + erf(v * FRAC_1_SQRT_2));
-        let density = INV_SQRT_2PI * exp(-0.5 * v * v);
-        g * (cdf + v * density)
-    })
+    par_zip_map(x, dy, |v, g| g * value_and_slope(v).1)
+}
+
+/// The gradient of GELU's input from its output's, `dy`, and the slopes
+/// [`gelu_keeping_slopes`] left: one product per element.
+pub(crate) fn gradient_from_slopes(slopes: &[f32], dy: &[f32]) -> Vec<f32> {
+    par_zip_map(slopes, dy, |s, g| g * s)
 }
 
 /// The fused operation of [`gelu_erf`].

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::gelu::{gelu, gelu_erf, gelu_gradient};
+use super::gelu::{gelu_erf, gelu_keeping_slopes, gradient_from_slopes};
 use super::product::{Matrix, matmul};
 use super::{cpu_slice, serves_f32, sum_in_order, with_cpu_slices};
 
@@ -34,9 +34,11 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 }
 
 /// `gelu_erf(x Wᵀ + b)`, a transformer's feed-forward expansion, differentiable in all three.
-/// One fused operation for `f32` on the CPU, which keeps the activation's input to itself for
-/// its backward pass: the product's output never becomes a tensor, so neither does its
-/// gradient, which candle's backward pass would start as zeros and add onto. Elsewhere
+/// One fused operation for `f32` on the CPU, which keeps GELU's slope at each output to itself
+/// for its backward pass (computed with the value, so the backward pass is a product per
+/// element, not an `erf` and an `exp`): the product's output never becomes a tensor, so
+/// neither does its gradient, which candle's backward pass would start as zeros and add onto.
+/// Elsewhere
 /// [`linear`] and then [`gelu_erf`]; the same values either way.
 pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if serves_f32(x) && serves_f32(weight) && serves_f32(bias) {
@@ -66,7 +68,7 @@ fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor
 }
 
 /// The fused operation of [`linear`] and, with `gelu`, of [`linear_gelu`]: then the
-/// forward pass keeps the product (GELU's input) there for the backward pass.
+/// forward pass keeps GELU's slopes there (in the product's buffer) for the backward pass.
 #[derive(Default)]
 struct Linear {
     gelu: Option<OnceLock<Vec<f32>>>,
@@ -157,9 +159,9 @@ impl CustomOp3 for Linear {
         let x = Matrix::new(x, rows, inputs);
         let weight = Matrix::new(weight, outputs, inputs);
         matmul(&mut y, x, weight.t(), true, parallelism());
-        if let Some(product) = &self.gelu {
-            let activated = gelu(&y);
-            product
+        if let Some(slopes) = &self.gelu {
+            let activated = gelu_keeping_slopes(&mut y);
+            slopes
                 .set(y)
                 .map_err(|_| candle_core::Error::Msg(format!("{name}: run twice")))?;
             y = activated;
@@ -185,11 +187,11 @@ impl CustomOp3 for Linear {
         let (dx, dw, db) = with_cpu_slices(self.name(), [x, weight, &grad], |[x, w, dy]| {
             let through_gelu = match &self.gelu {
                 None => None,
-                Some(product) => {
-                    let product = product.get().ok_or_else(|| {
+                Some(slopes) => {
+                    let slopes = slopes.get().ok_or_else(|| {
                         candle_core::Error::Msg(format!("{}: no forward pass", self.name()))
                     })?;
-                    Some(gelu_gradient(product, dy))
+                    Some(gradient_from_slopes(slopes, dy))
                 }
             };
             let dy = through_gelu.as_deref().unwrap_or(dy);
