@@ -12,6 +12,7 @@
 //! F(2×2, 3×3) instead, in the same chunks: 2.25 times fewer multiply-adds.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -19,8 +20,8 @@ use gemm::Parallelism;
 
 use super::conv_products::conv2d_with_product_gradients;
 use super::product::{Matrix, matmul};
-use super::sum_in_order;
 use super::winograd;
+use super::{sum_in_order, with_cpu_slices};
 use rayon::prelude::*;
 
 /// Consecutive chunks per thread when `chunks` are cut into one run per thread: a fixed
@@ -444,12 +445,46 @@ enum Part {
 }
 
 /// One part of a convolution of the given geometry as a candle operation on two operands;
-/// [`Part::Output`]'s backward runs the two others.
-struct Convolution(Geometry, Part);
+/// [`Part::Output`]'s backward runs the two others, or, where Winograd's transforms serve, both
+/// gradients at once from the kernels' transform its forward pass kept.
+struct Convolution {
+    geometry: Geometry,
+    part: Part,
+    /// Winograd's transform of the kernels, from the forward pass, for the backward pass.
+    kernels: OnceLock<Vec<f32>>,
+}
+
+impl Convolution {
+    fn new(geometry: Geometry, part: Part) -> Self {
+        Convolution {
+            geometry,
+            part,
+            kernels: OnceLock::new(),
+        }
+    }
+
+    /// Both gradients by Winograd's transforms from the kernels' transform `u`, in `x`'s and
+    /// `w`'s types; the input's only when `input`.
+    fn winograd_gradients(
+        &self,
+        (x, w, dy): (&Tensor, &Tensor, &Tensor),
+        u: &[f32],
+        input: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (x32, dy32) = (x.to_dtype(DType::F32)?, dy.to_dtype(DType::F32)?);
+        let (dx, dw) = with_cpu_slices(self.name(), [&x32, &dy32], |[x, dy]| {
+            Ok(winograd::gradients(&self.geometry, (x, dy), u, input))
+        })?;
+        let like = |values: Vec<f32>, t: &Tensor| {
+            Tensor::from_vec(values, t.shape(), t.device())?.to_dtype(t.dtype())
+        };
+        Ok((dx.map(|dx| like(dx, x)).transpose()?, Some(like(dw, w)?)))
+    }
+}
 
 impl CustomOp2 for Convolution {
     fn name(&self) -> &'static str {
-        match self.1 {
+        match self.part {
             Part::Output => "lrlab-conv2d",
             Part::InputGradient => "lrlab-conv2d-input-grad",
             Part::WeightGradient => "lrlab-conv2d-weight-grad",
@@ -463,7 +498,7 @@ impl CustomOp2 for Convolution {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, name) = (&self.0, self.name());
+        let (g, name) = (&self.geometry, self.name());
         let (a, b) = (widened(name, s1, l1)?, widened(name, s2, l2)?);
         let (h, w) = g.output();
         let (input, weight, output) = (
@@ -471,7 +506,7 @@ impl CustomOp2 for Convolution {
             [g.out_channels, g.channels, g.kernel, g.kernel],
             [g.batch, g.out_channels, h, w],
         );
-        let (expected, result) = match self.1 {
+        let (expected, result) = match self.part {
             Part::Output => ((input, weight), output),
             Part::InputGradient => ((output, weight), input),
             Part::WeightGradient => ((input, output), weight),
@@ -483,13 +518,14 @@ impl CustomOp2 for Convolution {
                 l2.dims()
             );
         }
-        let values = match (self.1, winograd::serves(g)) {
-            (Part::Output, true) => winograd::forward(g, &a, &b),
-            (Part::Output, false) => forward(g, &a, &b),
-            (Part::InputGradient, true) => winograd::input_gradient(g, &a, &b),
-            (Part::InputGradient, false) => input_gradient(g, &a, &b),
-            (Part::WeightGradient, true) => winograd::weight_gradient(g, &a, &b),
-            (Part::WeightGradient, false) => weight_gradient(g, &a, &b),
+        let values = match self.part {
+            Part::Output if winograd::serves(g) => {
+                let u = self.kernels.get_or_init(|| winograd::transform_kernels(&b));
+                winograd::forward(g, &a, u)
+            }
+            Part::Output => forward(g, &a, &b),
+            Part::InputGradient => input_gradient(g, &a, &b),
+            Part::WeightGradient => weight_gradient(g, &a, &b),
         };
         Ok((narrowed(values, s1.dtype()), Shape::from(&result)))
     }
@@ -502,13 +538,17 @@ impl CustomOp2 for Convolution {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let g = self.0;
+        let g = self.geometry;
         // The network's input needs no gradient: skip its product.
-        let dx = match x.track_op() {
-            true => Some(dy.apply_op2_no_bwd(w, &Convolution(g, Part::InputGradient))?),
+        let input = x.track_op();
+        if let Some(u) = self.kernels.get() {
+            return self.winograd_gradients((x, w, &dy), u, input);
+        }
+        let dx = match input {
+            true => Some(dy.apply_op2_no_bwd(w, &Convolution::new(g, Part::InputGradient))?),
             false => None,
         };
-        let dw = x.apply_op2_no_bwd(&dy, &Convolution(g, Part::WeightGradient))?;
+        let dw = x.apply_op2_no_bwd(&dy, &Convolution::new(g, Part::WeightGradient))?;
         Ok((dx, Some(dw)))
     }
 }
@@ -580,7 +620,7 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Tensor>
         padding,
     };
     x.contiguous()?
-        .apply_op2(&weight.contiguous()?, Convolution(g, Part::Output))
+        .apply_op2(&weight.contiguous()?, Convolution::new(g, Part::Output))
 }
 
 #[cfg(test)]
@@ -639,7 +679,7 @@ mod tests {
         let x = Tensor::zeros((2, 3, 8, 8), DType::F32, &device).unwrap();
         let w = Tensor::zeros((4, 3, 1, 1), DType::F32, &device).unwrap();
         let err = x
-            .apply_op2_no_bwd(&w, &Convolution(g, Part::Output))
+            .apply_op2_no_bwd(&w, &Convolution::new(g, Part::Output))
             .unwrap_err()
             .to_string();
         assert!(

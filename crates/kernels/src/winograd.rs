@@ -407,8 +407,9 @@ fn pick_of<'a, const N: usize>(
 }
 
 /// `U (POINTS, C_out, C)`, the transformed kernels of `w (C_out, C, 3, 3)`, a block of kernels
-/// at a time: its taps gathered tap-major, transformed along rows, then along columns.
-fn transform_kernels(w: &[f32]) -> Vec<f32> {
+/// at a time: its taps gathered tap-major, transformed along rows, then along columns. The
+/// forward pass computes it, and the backward pass uses it again.
+pub(crate) fn transform_kernels(w: &[f32]) -> Vec<f32> {
     let pairs = w.len() / TAPS;
     let mut u = vec![0f32; POINTS * pairs];
     let (mut taps, mut rows) = (vec![0f32; TAPS * BLOCK], vec![0f32; 12 * BLOCK]);
@@ -552,12 +553,11 @@ fn for_each_chunk(
         });
 }
 
-/// `y (N, C_out, H, W) = conv(x, w)`.
-pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// `y (N, C_out, H, W) = conv(x, w)`, from the kernels' transform `u` ([`transform_kernels`]).
+pub(crate) fn forward(g: &Geometry, x: &[f32], u: &[f32]) -> Vec<f32> {
     let t = Tiling::of(g);
     let (chunk, parallelism) = chunking(g, &t);
     let (channels, out) = (g.channels, g.out_channels);
-    let u = transform_kernels(w);
     let mut y = vec![0f32; g.batch * out * t.plane()];
     let (outputs, inputs) = (
         (&mut y[..], chunk * out * t.plane()),
@@ -567,7 +567,7 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         transform_input(&t, x, channels, s);
         let tiles = t.tiles(x.len(), channels);
         let products = Scratch::sized(&mut s.products, POINTS * out * tiles);
-        let kernels = Points::new(&u, out, channels);
+        let kernels = Points::new(u, out, channels);
         let windows = Points::new(&s.transformed, channels, tiles);
         point_products(products, kernels, windows, false, parallelism);
         transform_output(&t, out, s, y);
@@ -575,49 +575,57 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     y
 }
 
-/// `∂x (N, C, H, W)` from the output's gradient `dy` and the weight `w`.
-pub(crate) fn input_gradient(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let t = Tiling::of(g);
-    let (chunk, parallelism) = chunking(g, &t);
-    let (channels, out) = (g.channels, g.out_channels);
-    let u = transform_kernels(w);
-    let mut dx = vec![0f32; g.batch * g.image()];
-    let (outputs, inputs) = (
-        (&mut dx[..], chunk * g.image()),
-        (dy, chunk * out * t.plane()),
-    );
-    for_each_chunk(outputs, inputs, |s, dx, dy| {
-        output_gradient_of(&t, dy, out, s);
-        let tiles = t.tiles(dy.len(), out);
-        let transformed = Scratch::sized(&mut s.transformed, POINTS * channels * tiles);
-        let kernels = Points::new(&u, out, channels);
-        let gradients = Points::new(&s.products, out, tiles);
-        point_products(transformed, kernels.t(), gradients, false, parallelism);
-        input_gradient_of(&t, channels, s, dx);
-    });
-    dx
+/// One chunk of images for [`gradients`]: its input, its output's gradient and, when the
+/// input's gradient is wanted, where that goes.
+struct GradientChunk<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    dx: Option<&'a mut [f32]>,
 }
 
-/// `∂w (C_out, C, 3, 3)` from the input `x` and the output's gradient `dy`: one run of
+/// The input's gradient `∂x (N, C, H, W)` (when `input`) and the weight's `∂w (C_out, C, 3,
+/// 3)` from the input `x`, the output's gradient `dy` and the kernels' transform `u`, in one
+/// pass over the chunks: each chunk's `∂M` is transformed once for both. One run of
 /// consecutive chunks per thread sums its `∂M[ξ] · V[ξ]ᵀ`, and the runs' sums are added in
 /// order, as the im2col path does.
-pub(crate) fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(crate) fn gradients(
+    g: &Geometry,
+    (x, dy): (&[f32], &[f32]),
+    u: &[f32],
+    input: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
     let t = Tiling::of(g);
     let (chunk, parallelism) = chunking(g, &t);
     let (channels, out) = (g.channels, g.out_channels);
-    let chunks: Vec<(&[f32], &[f32])> = x
+    let mut dx = input.then(|| vec![0f32; g.batch * g.image()]);
+    let mut dx_chunks = dx
+        .iter_mut()
+        .flat_map(|dx| dx.chunks_mut(chunk * g.image()));
+    let mut chunks: Vec<GradientChunk> = x
         .chunks(chunk * g.image())
         .zip(dy.chunks(chunk * out * t.plane()))
+        .map(|(x, dy)| GradientChunk {
+            x,
+            dy,
+            dx: dx_chunks.next(),
+        })
         .collect();
     let per_thread = chunks_per_thread(chunks.len());
     let parts = chunks
-        .par_chunks(per_thread)
+        .par_chunks_mut(per_thread)
         .map(|run| {
             let (mut du, mut s) = (vec![0f32; POINTS * out * channels], Scratch::default());
-            for &(x, dy) in run {
-                transform_input(&t, x, channels, &mut s);
-                output_gradient_of(&t, dy, out, &mut s);
-                let tiles = t.tiles(x.len(), channels);
+            for chunk in run {
+                let tiles = t.tiles(chunk.x.len(), channels);
+                output_gradient_of(&t, chunk.dy, out, &mut s);
+                if let Some(dx) = chunk.dx.as_deref_mut() {
+                    let transformed = Scratch::sized(&mut s.transformed, POINTS * channels * tiles);
+                    let kernels = Points::new(u, out, channels);
+                    let gradients = Points::new(&s.products, out, tiles);
+                    point_products(transformed, kernels.t(), gradients, false, parallelism);
+                    input_gradient_of(&t, channels, &mut s, dx);
+                }
+                transform_input(&t, chunk.x, channels, &mut s);
                 let gradients = Points::new(&s.products, out, tiles);
                 let windows = Points::new(&s.transformed, channels, tiles);
                 point_products(&mut du, gradients, windows.t(), true, parallelism);
@@ -625,7 +633,8 @@ pub(crate) fn weight_gradient(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             du
         })
         .collect();
-    kernels_gradient_of(&sum_in_order(parts, POINTS * out * channels))
+    let dw = kernels_gradient_of(&sum_in_order(parts, POINTS * out * channels));
+    (dx, dw)
 }
 
 #[cfg(test)]
@@ -641,10 +650,14 @@ mod tests {
         let (xs, ws) = (x.flatten_all()?.to_vec1()?, w.flatten_all()?.to_vec1()?);
         let dys = dy.flatten_all()?.to_vec1()?;
         let device = Device::Cpu;
+        let u = transform_kernels(&ws);
+        let (dx, dw) = gradients(g, (&xs, &dys), &u, true);
+        let (_, dw_alone) = gradients(g, (&xs, &dys), &u, false);
+        assert_eq!(dw, dw_alone, "the weight's gradient without the input's");
         Ok([
-            Tensor::from_vec(forward(g, &xs, &ws), dy.shape(), &device)?,
-            Tensor::from_vec(input_gradient(g, &dys, &ws), x.shape(), &device)?,
-            Tensor::from_vec(weight_gradient(g, &xs, &dys), w.shape(), &device)?,
+            Tensor::from_vec(forward(g, &xs, &u), dy.shape(), &device)?,
+            Tensor::from_vec(dx.expect("asked for"), x.shape(), &device)?,
+            Tensor::from_vec(dw, w.shape(), &device)?,
         ])
     }
 
