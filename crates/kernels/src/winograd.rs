@@ -13,7 +13,8 @@
 //!
 //! Every transform is linear, so each gradient is its adjoint, the transposed transform:
 //! `∂V[ξ] = U[ξ]ᵀ · ∂M[ξ]` gives the input's gradient, `∂U[ξ] = ∂M[ξ] · V[ξ]ᵀ` the weight's,
-//! with `∂M` the output transform's adjoint of `∂y`. Images are taken in chunks, one thread
+//! with `∂M` the output transform's adjoint of `∂y`: the backward pass computes both from one
+//! `∂M` per chunk, with the `U` the forward pass kept. Images are taken in chunks, one thread
 //! each, as by the im2col path; a chunk's transformed tiles (4× its input) stay in cache.
 
 use gemm::Parallelism;
