@@ -38,8 +38,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 /// for its backward pass (computed with the value, so the backward pass is a product per
 /// element, not an `erf` and an `exp`): the product's output never becomes a tensor, so
 /// neither does its gradient, which candle's backward pass would start as zeros and add onto.
-/// Elsewhere
-/// [`linear`] and then [`gelu_erf`]; the same values either way.
+/// Elsewhere [`linear`] and then [`gelu_erf`]; the same values either way.
 pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if serves_f32(x) && serves_f32(weight) && serves_f32(bias) {
         let op = Linear {
