@@ -1,10 +1,11 @@
 //! Fused CPU operations for candle, each with its backward pass, where candle's composition of
 //! primitives costs passes over memory, an allocation per pass, or a slow loop: convolution
-//! (Winograd's F(4×4, 3×3) and F(2×2, 3×3) for ResNet's 3×3 layers), batch normalisation (with the ReLU after
-//! it), layer normalisation, softmax (with attention's scale and mask), GELU, dropout (alone or
-//! with the residual add after it), linear layers (alone or with the GELU after them),
-//! self-attention's core (scores, softmax, dropout and context in one) and Adam's update. Their
-//! elementary functions (`exp`, `erf`, sums) are written to vectorise (`math.rs`).
+//! (Winograd's F(4×4, 3×3) and F(2×2, 3×3) for ResNet's 3×3 layers), batch normalisation
+//! (with the ReLU after it), layer normalisation, softmax (with attention's scale and mask),
+//! GELU, dropout (alone or with the residual add after it), linear layers (alone or with the
+//! GELU after them), self-attention's core (scores, softmax, dropout and context in one) and
+//! Adam's update. Their elementary functions (`exp`, `erf`, sums) are written to vectorise
+//! (`math.rs`).
 //!
 //! Each operation is one public function that chooses its path: the fused kernel where it
 //! serves (the CPU, and the types it is written for), candle's composition of primitives
