@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{cpu_slice, serves_f32, with_cpu_slices};
+use super::{cpu_slice, serves_f32, sum_in_order, with_cpu_slices};
 
 /// `(x − mean) / √(var + eps) · γ + β` over the last dimension with the biased variance, as
 /// PyTorch's `LayerNorm`, differentiable in `x`, `γ` and `β`: one fused operation for `f32` on
@@ -136,12 +136,8 @@ fn backward(x: &[f32], g: &[f32], dy: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, 
             (dgamma, dbeta)
         })
         .collect();
-    let (mut dgamma, mut dbeta) = (vec![0f32; h], vec![0f32; h]);
-    for (pg, pb) in partials {
-        dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
-        dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-    }
-    (dx, dgamma, dbeta)
+    let (dgamma, dbeta): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    (dx, sum_in_order(dgamma, h), sum_in_order(dbeta, h))
 }
 
 #[cfg(test)]

@@ -95,9 +95,15 @@ pub(crate) fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut parts = parts.into_iter();
     let mut sum = parts.next().unwrap_or_else(|| vec![0.0; len]);
     for part in parts {
-        sum.iter_mut().zip(&part).for_each(|(s, p)| *s += p);
+        add_onto(&mut sum, &part);
     }
     sum
+}
+
+/// `sum[i] += part[i]` for every element of two equally long slices.
+pub(crate) fn add_onto(sum: &mut [f32], part: &[f32]) {
+    assert_eq!(sum.len(), part.len(), "adding slices of unequal lengths");
+    sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
 }
 
 /// The contiguous elements of type `T` of `storage` under `layout`, or an error naming

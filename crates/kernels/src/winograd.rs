@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use super::conv::{Geometry, chunks_per_thread};
 use super::product::{Matrix, matmul};
-use super::sum_in_order;
+use super::{add_onto, sum_in_order};
 
 /// Taps of a 3×3 kernel.
 const TAPS: usize = 9;
@@ -352,14 +352,8 @@ fn phases_adjoint<const M: usize, const N: usize>(
     for (i, x) in plane.chunks_mut(t.width).enumerate() {
         let row = t.padded_row(i + 1);
         let (r0, r_end) = (&first[row.clone()], &end[row.clone()]);
-        dealt[0][row.clone()][1..]
-            .iter_mut()
-            .zip(&r_end[..last])
-            .for_each(|(g, e)| *g += e);
-        dealt[M - 1][row.clone()][..last]
-            .iter_mut()
-            .zip(&r0[1..])
-            .for_each(|(g, e)| *g += e);
+        add_onto(&mut dealt[0][row.clone()][1..], &r_end[..last]);
+        add_onto(&mut dealt[M - 1][row.clone()][..last], &r0[1..]);
         interleave::<M>(std::array::from_fn(|l| &dealt[l][row.clone()]), x);
     }
 }
@@ -497,10 +491,7 @@ fn window_rows_adjoint<const M: usize, const N: usize, F: Filtering<M, N>>(
     for (g, group) in column.chunks_mut(t.group()).enumerate() {
         group[t.per_plane..].fill(0.0);
         if let Some(low) = [&*lower0, &*lower1].get(g) {
-            group[t.across..]
-                .iter_mut()
-                .zip(low.iter())
-                .for_each(|(v, &l)| *v += l);
+            add_onto(&mut group[t.across..], low);
         }
     }
 }
