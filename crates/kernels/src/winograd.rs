@@ -246,7 +246,10 @@ fn parts_mut<const N: usize>(data: &mut [f32], len: usize) -> [&mut [f32]; N] {
     })
 }
 
-/// How a convolution's planes split into tiles of `tile × tile` outputs.
+/// How a convolution's planes split into tiles of `tile × tile` outputs, and how the tiles of a
+/// chunk of `images` are ordered: by row of tiles, then image, then column, so that one row of
+/// tiles of every image of the chunk is one run, and every transform's loop runs over all the
+/// chunk's tiles at once (over one image's, an 8×8 plane's loops would be four tiles long).
 #[derive(Clone, Copy)]
 struct Tiling {
     height: usize,
@@ -256,9 +259,12 @@ struct Tiling {
     across: usize,
     /// Tiles per plane: `H·W / tile²`.
     per_plane: usize,
+    /// Images of the chunk.
+    images: usize,
 }
 
 impl Tiling {
+    /// The tiling of one image of geometry `g`.
     fn of(g: &Geometry, tile: usize) -> Self {
         Tiling {
             height: g.height,
@@ -266,7 +272,29 @@ impl Tiling {
             tile,
             across: g.width / tile,
             per_plane: g.height * g.width / (tile * tile),
+            images: 1,
         }
+    }
+
+    /// This tiling for a chunk of planes of `elements` in all, `channels` per image.
+    fn of_chunk(&self, elements: usize, channels: usize) -> Self {
+        Tiling {
+            images: elements / self.plane() / channels,
+            ..*self
+        }
+    }
+
+    /// Tiles of the chunk.
+    #[inline]
+    fn tiles(&self) -> usize {
+        self.images * self.per_plane
+    }
+
+    /// Elements of a row of tiles, or of one of a column phase's padded rows: a row of every
+    /// image's.
+    #[inline]
+    fn row(&self) -> usize {
+        self.images * self.across
     }
 
     /// Elements of a plane.
@@ -279,7 +307,7 @@ impl Tiling {
     /// rows.
     #[inline]
     fn group(&self) -> usize {
-        (self.height / self.tile + 1) * self.across
+        (self.height / self.tile + 1) * self.row()
     }
 
     /// Elements of a plane's column phase: `tile` row groups.
@@ -288,32 +316,44 @@ impl Tiling {
         self.tile * self.group()
     }
 
-    /// Padded row `r`'s place in a column phase: row `r / tile` of group `r % tile`.
+    /// Padded row `r`'s place in a column phase, every image's: row `r / tile` of group
+    /// `r % tile`.
     #[inline]
     fn padded_row(&self, r: usize) -> std::ops::Range<usize> {
-        let start = (r % self.tile) * self.group() + r / self.tile * self.across;
-        start..start + self.across
+        let start = (r % self.tile) * self.group() + r / self.tile * self.row();
+        start..start + self.row()
+    }
+
+    /// Where each row of the chunk's planes goes in a column phase, image by image and row by
+    /// row: image `n`'s part of padded row `r + 1` for its row `r`.
+    fn image_rows(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let t = *self;
+        (0..t.images).flat_map(move |n| {
+            (1..=t.height).map(move |r| {
+                let start = t.padded_row(r).start + n * t.across;
+                start..start + t.across
+            })
+        })
     }
 
     /// The run of window row `k` of every tile in a column phase (see [`column_phases`]).
     #[inline]
     fn window_row(&self, k: usize) -> std::ops::Range<usize> {
         let start = self.padded_row(k).start;
-        start..start + self.per_plane
-    }
-
-    /// Tiles of a chunk of planes of `elements` in all, `channels` per image.
-    #[inline]
-    fn tiles(&self, elements: usize, channels: usize) -> usize {
-        elements / self.plane() / channels * self.per_plane
+        start..start + self.tiles()
     }
 }
 
-/// The `M + 2` column phases of `plane` padded by one zero on every side: phase `l` holds
-/// padded element `(r, M·tj + l)` (window column `l` of tile column `tj`) in row `r / M` of
-/// row group `r % M`. Window row `k` of every tile is then one run: from row `k / M` of group
-/// `k % M`, [`Tiling::per_plane`] long.
-fn column_phases<const M: usize, const N: usize>(t: &Tiling, plane: &[f32], phases: &mut [f32]) {
+/// The `M + 2` column phases of the chunk's `planes` (one per image) padded by one zero on
+/// every side: phase `l` holds padded element `(r, M·tj + l)` of image `n` (window column `l`
+/// of tile column `tj`) in row `r / M` of row group `r % M`, at `n · across + tj` in that row.
+/// Window row `k` of every tile is then one run: from row `k / M` of group `k % M`,
+/// [`Tiling::tiles`] long.
+fn column_phases<'a, const M: usize, const N: usize>(
+    t: &Tiling,
+    planes: impl Iterator<Item = &'a [f32]>,
+    phases: &mut [f32],
+) {
     let mut phases = parts_mut::<N>(phases, t.phase());
     for phase in phases.iter_mut() {
         phase[t.padded_row(0)].fill(0.0);
@@ -323,8 +363,8 @@ fn column_phases<const M: usize, const N: usize>(t: &Tiling, plane: &[f32], phas
         unreachable!("N = M + 2 phases")
     };
     let last = t.across - 1;
-    for (i, x) in plane.chunks(t.width).enumerate() {
-        let row = t.padded_row(i + 1);
+    let rows = planes.flat_map(|plane| plane.chunks(t.width));
+    for (row, x) in t.image_rows().zip(rows) {
         // Padded column M·tj + l is input column M·tj + l − 1: phases 1 to M hold the input's
         // columns dealt out in turn, phase 0 the last of them shifted right by a tile, phase
         // M + 1 the first shifted left.
@@ -338,19 +378,19 @@ fn column_phases<const M: usize, const N: usize>(t: &Tiling, plane: &[f32], phas
     }
 }
 
-/// The adjoint of [`column_phases`]: the plane's gradient from the phases' (which it spoils).
-fn phases_adjoint<const M: usize, const N: usize>(
+/// The adjoint of [`column_phases`]: the planes' gradients from the phases' (which it spoils).
+fn phases_adjoint<'a, const M: usize, const N: usize>(
     t: &Tiling,
     phases: &mut [f32],
-    plane: &mut [f32],
+    planes: impl Iterator<Item = &'a mut [f32]>,
 ) {
     let mut phases = parts_mut::<N>(phases, t.phase());
     let [first, dealt @ .., end] = &mut phases[..] else {
         unreachable!("N = M + 2 phases")
     };
     let last = t.across - 1;
-    for (i, x) in plane.chunks_mut(t.width).enumerate() {
-        let row = t.padded_row(i + 1);
+    let rows = planes.flat_map(|plane| plane.chunks_mut(t.width));
+    for (row, x) in t.image_rows().zip(rows) {
         let (r0, r_end) = (&first[row.clone()], &end[row.clone()]);
         add_onto(&mut dealt[0][row.clone()][1..], &r_end[..last]);
         add_onto(&mut dealt[M - 1][row.clone()][..last], &r0[1..]);
@@ -414,25 +454,23 @@ fn transform_input<const M: usize, const N: usize, F: Filtering<M, N>>(
     channels: usize,
     s: &mut Scratch,
 ) {
-    let tiles = t.tiles(x.len(), channels);
+    let tiles = t.tiles();
     let transformed = Scratch::sized(&mut s.transformed, N * N * channels * tiles);
     let phases = Scratch::sized(&mut s.phases, N * t.phase());
     let partial = Scratch::sized(&mut s.partial, N * t.phase());
     let windows: [_; N] = std::array::from_fn(|k| t.window_row(k));
     for c in 0..channels {
         let mut out = point_rows(transformed, (channels, tiles), c);
-        for (n, plane) in x.chunks(t.plane()).skip(c).step_by(channels).enumerate() {
-            column_phases::<M, N>(t, plane, phases);
-            lanes(
-                parts::<N>(phases, t.phase()),
-                parts_mut::<N>(partial, t.phase()),
-                F::input_points,
-            );
-            let range = n * t.per_plane..(n + 1) * t.per_plane;
-            for (j, column) in partial.chunks(t.phase()).enumerate() {
-                let window = std::array::from_fn(|k| &column[windows[k].clone()]);
-                lanes(window, pick(&mut out, j, N, range.clone()), F::input_points);
-            }
+        let planes = x.chunks(t.plane()).skip(c).step_by(channels);
+        column_phases::<M, N>(t, planes, phases);
+        lanes(
+            parts::<N>(phases, t.phase()),
+            parts_mut::<N>(partial, t.phase()),
+            F::input_points,
+        );
+        for (j, column) in partial.chunks(t.phase()).enumerate() {
+            let window = std::array::from_fn(|k| &column[windows[k].clone()]);
+            lanes(window, pick(&mut out, j, N, 0..tiles), F::input_points);
         }
     }
 }
@@ -444,31 +482,24 @@ fn input_gradient_of<const M: usize, const N: usize, F: Filtering<M, N>>(
     s: &mut Scratch,
     dx: &mut [f32],
 ) {
-    let tiles = t.tiles(dx.len(), channels);
+    let tiles = t.tiles();
     let transformed = &s.transformed[..N * N * channels * tiles];
     let phases = Scratch::sized(&mut s.phases, N * t.phase());
-    let partial = Scratch::sized(&mut s.partial, N * t.phase() + 2 * t.per_plane);
+    let partial = Scratch::sized(&mut s.partial, N * t.phase() + 2 * tiles);
     let (partial, lower) = partial.split_at_mut(N * t.phase());
     for c in 0..channels {
         let gradients = point_rows_of(transformed, (channels, tiles), c);
-        for (n, plane) in dx
-            .chunks_mut(t.plane())
-            .skip(c)
-            .step_by(channels)
-            .enumerate()
-        {
-            let range = n * t.per_plane..(n + 1) * t.per_plane;
-            for (j, column) in partial.chunks_mut(t.phase()).enumerate() {
-                let points = pick_of(&gradients, j, N, range.clone());
-                window_rows_adjoint::<M, N, F>(t, points, column, lower);
-            }
-            lanes(
-                parts::<N>(partial, t.phase()),
-                parts_mut::<N>(phases, t.phase()),
-                F::input_adjoint,
-            );
-            phases_adjoint::<M, N>(t, phases, plane);
+        for (j, column) in partial.chunks_mut(t.phase()).enumerate() {
+            let points = pick_of(&gradients, j, N, 0..tiles);
+            window_rows_adjoint::<M, N, F>(t, points, column, lower);
         }
+        lanes(
+            parts::<N>(partial, t.phase()),
+            parts_mut::<N>(phases, t.phase()),
+            F::input_adjoint,
+        );
+        let planes = dx.chunks_mut(t.plane()).skip(c).step_by(channels);
+        phases_adjoint::<M, N>(t, phases, planes);
     }
 }
 
@@ -481,17 +512,17 @@ fn window_rows_adjoint<const M: usize, const N: usize, F: Filtering<M, N>>(
     column: &mut [f32],
     lower: &mut [f32],
 ) {
-    let (lower0, lower1) = lower.split_at_mut(t.per_plane);
-    let upper = column.chunks_mut(t.group()).map(|g| &mut g[..t.per_plane]);
+    let (lower0, lower1) = lower.split_at_mut(t.tiles());
+    let upper = column.chunks_mut(t.group()).map(|g| &mut g[..t.tiles()]);
     {
         let mut runs = upper.chain([&mut *lower0, &mut *lower1]);
         let runs = std::array::from_fn(|_| runs.next().expect("M groups and two lower runs"));
         lanes(points, runs, F::input_adjoint);
     }
     for (g, group) in column.chunks_mut(t.group()).enumerate() {
-        group[t.per_plane..].fill(0.0);
+        group[t.tiles()..].fill(0.0);
         if let Some(low) = [&*lower0, &*lower1].get(g) {
-            add_onto(&mut group[t.across..], low);
+            add_onto(&mut group[t.row()..], low);
         }
     }
 }
@@ -530,7 +561,7 @@ fn pick_of<'a, const N: usize>(
 /// Where the outputs of tile row `i / tile` fall in a chunk's tile order for image `n`, and
 /// which row of those tiles plane row `i` is: `(first tile, row in the tile)`.
 fn tile_row(t: &Tiling, n: usize, i: usize) -> (usize, usize) {
-    (n * t.per_plane + i / t.tile * t.across, i % t.tile)
+    (i / t.tile * t.row() + n * t.across, i % t.tile)
 }
 
 /// The chunk's outputs `y (n, C_out, H, W)` from `M` in `s.products`: along columns, then
@@ -541,7 +572,7 @@ fn transform_output<const M: usize, const N: usize, F: Filtering<M, N>>(
     s: &mut Scratch,
     y: &mut [f32],
 ) {
-    let tiles = t.tiles(y.len(), out);
+    let tiles = t.tiles();
     let products = &s.products[..N * N * out * tiles];
     let partial = Scratch::sized(&mut s.partial, (N + M) * M * tiles);
     let (rows, values) = partial.split_at_mut(N * M * tiles);
@@ -582,7 +613,7 @@ fn output_gradient_of<const M: usize, const N: usize, F: Filtering<M, N>>(
     out: usize,
     s: &mut Scratch,
 ) {
-    let tiles = t.tiles(dy.len(), out);
+    let tiles = t.tiles();
     let products = Scratch::sized(&mut s.products, N * N * out * tiles);
     let partial = Scratch::sized(&mut s.partial, (N + M) * M * tiles);
     let (rows, values) = partial.split_at_mut(N * M * tiles);
@@ -802,8 +833,9 @@ fn forward_by<const M: usize, const N: usize, F: Filtering<M, N>>(
         (x, chunk * g.image()),
     );
     for_each_chunk(outputs, inputs, |s, y, x| {
+        let t = t.of_chunk(x.len(), channels);
         transform_input::<M, N, F>(&t, x, channels, s);
-        let tiles = t.tiles(x.len(), channels);
+        let tiles = t.tiles();
         let products = Scratch::sized(&mut s.products, N * N * out * tiles);
         let kernels = Points::new(u, out, channels);
         let windows = Points::new(&s.transformed, channels, tiles);
@@ -852,7 +884,8 @@ fn gradients_by<const M: usize, const N: usize, F: Filtering<M, N>>(
         .map(|run| {
             let (mut du, mut s) = (vec![0f32; points * out * channels], Scratch::default());
             for chunk in run {
-                let tiles = t.tiles(chunk.x.len(), channels);
+                let t = t.of_chunk(chunk.x.len(), channels);
+                let tiles = t.tiles();
                 output_gradient_of::<M, N, F>(&t, chunk.dy, out, &mut s);
                 if let Some(dx) = chunk.dx.as_deref_mut() {
                     let transformed = Scratch::sized(&mut s.transformed, points * channels * tiles);
