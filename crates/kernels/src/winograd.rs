@@ -266,6 +266,7 @@ struct Tiling {
 impl Tiling {
     /// The tiling of one image of geometry `g`.
     fn of(g: &Geometry, tile: usize) -> Self {
+        assert!(tile.is_power_of_two(), "tiles of 2×2 or 4×4 outputs");
         Tiling {
             height: g.height,
             width: g.width,
@@ -297,6 +298,14 @@ impl Tiling {
         self.images * self.across
     }
 
+    /// Row `r` of a plane, or of the padded plane, as its row of tiles and its row in the tile:
+    /// a shift and a mask, as the tile's side is a power of two, where `r / tile` and
+    /// `r % tile` took two divisions for every row of every plane.
+    #[inline]
+    fn split_row(&self, r: usize) -> (usize, usize) {
+        (r >> self.tile.trailing_zeros(), r & (self.tile - 1))
+    }
+
     /// Elements of a plane.
     #[inline]
     fn plane(&self) -> usize {
@@ -307,7 +316,7 @@ impl Tiling {
     /// rows.
     #[inline]
     fn group(&self) -> usize {
-        (self.height / self.tile + 1) * self.row()
+        (self.split_row(self.height).0 + 1) * self.row()
     }
 
     /// Elements of a plane's column phase: `tile` row groups.
@@ -320,7 +329,8 @@ impl Tiling {
     /// `r % tile`.
     #[inline]
     fn padded_row(&self, r: usize) -> std::ops::Range<usize> {
-        let start = (r % self.tile) * self.group() + r / self.tile * self.row();
+        let (tile_row, in_tile) = self.split_row(r);
+        let start = in_tile * self.group() + tile_row * self.row();
         start..start + self.row()
     }
 
@@ -561,7 +571,8 @@ fn pick_of<'a, const N: usize>(
 /// Where the outputs of tile row `i / tile` fall in a chunk's tile order for image `n`, and
 /// which row of those tiles plane row `i` is: `(first tile, row in the tile)`.
 fn tile_row(t: &Tiling, n: usize, i: usize) -> (usize, usize) {
-    (i / t.tile * t.row() + n * t.across, i % t.tile)
+    let (tile_row, in_tile) = t.split_row(i);
+    (tile_row * t.row() + n * t.across, in_tile)
 }
 
 /// The chunk's outputs `y (n, C_out, H, W)` from `M` in `s.products`: along columns, then
