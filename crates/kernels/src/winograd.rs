@@ -319,7 +319,7 @@ impl Tiling {
         (self.split_row(self.height).0 + 1) * self.row()
     }
 
-    /// Elements of a plane's column phase: `tile` row groups.
+    /// Elements of a column phase (every image of the chunk): `tile` row groups.
     #[inline]
     fn phase(&self) -> usize {
         self.tile * self.group()
@@ -438,7 +438,7 @@ struct Scratch {
     transformed: Vec<f32>,
     /// `M` or `∂M`: `(points, C_out, tiles)`.
     products: Vec<f32>,
-    /// One plane's column phases.
+    /// One channel's column phases, every image's of the chunk.
     phases: Vec<f32>,
     /// The phases transformed along rows, or an output channel's partial transforms.
     partial: Vec<f32>,
